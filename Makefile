@@ -1,0 +1,33 @@
+# Set-up and checks. `make demo` and `make test` work on a fresh machine (Python 3.11+, Go).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: setup demo test lint unit e2e-binaries e2e bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+setup: $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[dev]'
+
+demo: setup
+	$(BIN)/ladts demo
+
+lint: setup
+	$(BIN)/ruff check policy operator tests e2e benchmarks
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+unit: setup
+	$(BIN)/python -m pytest tests -q
+
+bench: setup
+	$(BIN)/python benchmarks/sim_throughput.py --episodes 2
+
+test: lint bench
+	$(BIN)/python -m pytest tests -q
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache ladts-demo

@@ -1,0 +1,1 @@
+"""Reading node GPU and memory metrics from Prometheus (never exposing our own metrics)."""

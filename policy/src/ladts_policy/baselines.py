@@ -1,0 +1,187 @@
+"""Heuristic schedulers, vectorised over environments, acting on a :class:`DecisionView`.
+
+Every heuristic is registered under the name users pass to ``ladts evaluate --policies``:
+
+- ``random``: uniform over schedulable nodes.
+- ``round-robin``: the next schedulable node after the previous choice, per environment.
+- ``capacity-weighted``: random with probability proportional to node capacity.
+- ``least-queue``: fewest unfinished tasks on the node (ties: higher capacity, then random).
+- ``greedy``: minimum expected service delay with full queue knowledge (the paper's Opt-TS).
+- ``spread``: kube-scheduler-like: least requested share of allocatable (ties random).
+- ``local``: always the task's local server (``paper`` preset only).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+import numpy as np
+
+from ladts_policy.sim.base import DecisionView
+
+
+class SchedulingPolicy(Protocol):
+    """A scheduler that picks one node per active environment."""
+
+    name: str
+
+    def reset(self, *, num_envs: int, num_nodes: int, seed: int) -> None:
+        """Prepare for new episodes; ``seed`` seeds any randomness the policy uses."""
+        ...
+
+    def act(self, view: DecisionView) -> np.ndarray:
+        """Return int [E] node indices; entries for inactive environments are ignored."""
+        ...
+
+
+def _argmin_random_ties(
+    cost_EN: np.ndarray, mask_EN: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
+    """Row-wise argmin over allowed nodes, ties broken uniformly at random."""
+    cost_EN = np.where(mask_EN, cost_EN, np.inf)
+    best_E1 = cost_EN.min(axis=1, keepdims=True)
+    tied_EN = (cost_EN <= best_E1) & mask_EN
+    noise_EN = rng.random(cost_EN.shape)
+    return np.asarray(np.argmax(np.where(tied_EN, noise_EN, -1.0), axis=1))
+
+
+def _sample_weighted(
+    weight_EN: np.ndarray, mask_EN: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
+    """Sample one node per row with probability proportional to ``weight`` on allowed nodes."""
+    weight_EN = np.where(mask_EN, np.maximum(weight_EN, 0.0), 0.0)
+    total_E = weight_EN.sum(axis=1)
+    # Rows whose weights are all zero fall back to uniform over allowed nodes.
+    weight_EN = np.where((total_E > 0)[:, None], weight_EN, mask_EN.astype(float))
+    cdf_EN = np.cumsum(weight_EN, axis=1)
+    u_E1 = rng.random((weight_EN.shape[0], 1)) * cdf_EN[:, -1:]
+    choice_E = (cdf_EN <= u_E1).sum(axis=1)
+    return np.asarray(np.minimum(choice_E, weight_EN.shape[1] - 1))
+
+
+class _RandomizedPolicy:
+    """Shared seeding for the heuristics; subclasses implement :meth:`act`."""
+
+    name = "abstract"
+
+    def __init__(self) -> None:
+        self.rng = np.random.default_rng(0)
+
+    def reset(self, *, num_envs: int, num_nodes: int, seed: int) -> None:
+        """Re-seed the tie-breaking / sampling generator."""
+        self.rng = np.random.default_rng(seed)
+
+
+class RandomPolicy(_RandomizedPolicy):
+    """Uniform random over schedulable nodes."""
+
+    name = "random"
+
+    def act(self, view: DecisionView) -> np.ndarray:
+        """Pick uniformly among allowed nodes."""
+        return _sample_weighted(np.ones(view.node_mask_EN.shape), view.node_mask_EN, self.rng)
+
+
+class CapacityWeightedPolicy(_RandomizedPolicy):
+    """Random in proportion to capacity; no queue information at all."""
+
+    name = "capacity-weighted"
+
+    def act(self, view: DecisionView) -> np.ndarray:
+        """Sample a node with probability proportional to its capacity."""
+        return _sample_weighted(view.capacity_EN, view.node_mask_EN, self.rng)
+
+
+class RoundRobinPolicy(_RandomizedPolicy):
+    """Cycle over schedulable nodes, one cursor per environment."""
+
+    name = "round-robin"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cursor_E = np.zeros(0, dtype=np.int64)
+
+    def reset(self, *, num_envs: int, num_nodes: int, seed: int) -> None:
+        """Start every environment's cursor before node 0."""
+        super().reset(num_envs=num_envs, num_nodes=num_nodes, seed=seed)
+        self.cursor_E = np.full(num_envs, -1, dtype=np.int64)
+
+    def act(self, view: DecisionView) -> np.ndarray:
+        """Take the first allowed node strictly after the cursor (wrapping around)."""
+        n = view.num_nodes
+        offset_EN = (np.arange(n)[None, :] - self.cursor_E[:, None] - 1) % n
+        choice_E = np.argmin(np.where(view.node_mask_EN, offset_EN, n + 1), axis=1)
+        self.cursor_E = np.where(view.active_E, choice_E, self.cursor_E)
+        return np.asarray(choice_E)
+
+
+class LeastQueuePolicy(_RandomizedPolicy):
+    """Fewest unfinished tasks; ties to the faster node, then at random."""
+
+    name = "least-queue"
+
+    def act(self, view: DecisionView) -> np.ndarray:
+        """Minimise queue length, breaking ties by capacity."""
+        cap_EN = np.where(view.node_mask_EN, view.capacity_EN, 0.0)
+        scale_E1 = np.maximum(cap_EN.max(axis=1, keepdims=True), 1e-12)
+        # Capacity enters only as a tie-breaker: it shifts the cost by less than one task.
+        cost_EN = view.queue_len_EN - 0.5 * cap_EN / scale_E1
+        return _argmin_random_ties(cost_EN, view.node_mask_EN, self.rng)
+
+
+class GreedyPolicy(_RandomizedPolicy):
+    """Minimum expected service delay with full knowledge of queues (the paper's Opt-TS)."""
+
+    name = "greedy"
+
+    def act(self, view: DecisionView) -> np.ndarray:
+        """Pick the node with the smallest expected delay for this task."""
+        return _argmin_random_ties(view.expected_delay_EN, view.node_mask_EN, self.rng)
+
+
+class SpreadPolicy(_RandomizedPolicy):
+    """kube-scheduler-like LeastAllocated spreading by requested resources."""
+
+    name = "spread"
+
+    def act(self, view: DecisionView) -> np.ndarray:
+        """Pick the node with the smallest requested share of its allocatable resources."""
+        return _argmin_random_ties(view.requested_fraction_EN, view.node_mask_EN, self.rng)
+
+
+class LocalPolicy(_RandomizedPolicy):
+    """Always process the task at its own base station (the paper's always-local)."""
+
+    name = "local"
+
+    def act(self, view: DecisionView) -> np.ndarray:
+        """Return the local node; fails if the scenario has no notion of a local node."""
+        local_E = view.local_node_E
+        if np.any(view.active_E & (local_E < 0)):
+            raise ValueError("policy 'local' needs a scenario with local servers (paper)")
+        return np.asarray(np.maximum(local_E, 0))
+
+
+HEURISTICS: dict[str, Callable[[], SchedulingPolicy]] = {
+    cls.name: cls
+    for cls in (
+        RandomPolicy,
+        RoundRobinPolicy,
+        CapacityWeightedPolicy,
+        LeastQueuePolicy,
+        GreedyPolicy,
+        SpreadPolicy,
+        LocalPolicy,
+    )
+}
+
+
+def make_policy(name: str) -> SchedulingPolicy:
+    """Build a registered heuristic by name; raises ``KeyError`` listing the valid names."""
+    try:
+        factory = HEURISTICS[name]
+    except KeyError:
+        valid = ", ".join(sorted(HEURISTICS))
+        raise KeyError(f"unknown policy {name!r}; known heuristics: {valid}") from None
+    return factory()

@@ -1,0 +1,1 @@
+"""Subcommands of the ``ladts`` CLI: thin argument parsing around library functions."""

@@ -1,0 +1,63 @@
+"""``ladts evaluate``: compare schedulers on a scenario over held-out seeds."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def _csv(value: str) -> list[str]:
+    names = [v.strip() for v in value.split(",") if v.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("expected a comma-separated list")
+    return names
+
+
+def _seeds(value: str) -> list[int]:
+    """Parse ``10000,10001`` or a range ``10000-10004``."""
+    try:
+        if "-" in value.strip("-") and "," not in value:
+            lo, hi = (int(v) for v in value.split("-", 1))
+            if hi < lo:
+                raise ValueError
+            return list(range(lo, hi + 1))
+        return [int(v) for v in _csv(value)]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"bad seeds {value!r}: use a list (1,2,3) or a range (10000-10004)") from None
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Register the evaluate options."""
+    from ladts_policy.evaluate import DEFAULT_EVAL_SEEDS
+
+    parser.add_argument("--scenario", required=True,
+                        help="preset name (see `ladts scenarios`) or a scenario YAML file")
+    parser.add_argument("--policies", type=_csv, default=None,
+                        help="comma-separated policy names (default: all that apply)")
+    parser.add_argument("--seeds", type=_seeds, default=list(DEFAULT_EVAL_SEEDS),
+                        help="held-out seeds, list or range (default: %(default)s)")
+    parser.add_argument("--episodes", type=int, default=1,
+                        help="episodes per seed (default: %(default)s)")
+    parser.add_argument("--json", type=Path, default=None, metavar="OUT",
+                        help="write the report as JSON to OUT")
+    parser.add_argument("--plot", type=Path, default=None, metavar="PNG",
+                        help="write a PNG figure of the report")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Evaluate, print the table, write the requested files."""
+    from ladts_policy.evaluate import evaluate, format_table
+
+    report = evaluate(args.scenario, policies=args.policies, seeds=args.seeds,
+                      episodes=args.episodes, show_progress=not args.no_progress)
+    print(format_table(report))
+    if args.json is not None:
+        report.write_json(args.json)
+        print(f"wrote {args.json}")
+    if args.plot is not None:
+        from ladts_policy.plots import plot_report
+
+        print(f"wrote {plot_report(report, args.plot)}")
+    return 0

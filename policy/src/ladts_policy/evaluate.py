@@ -1,0 +1,234 @@
+"""Honest evaluation of schedulers on a scenario: held-out seeds, intervals, percentiles.
+
+Every policy sees exactly the same episodes (common random numbers: the episode seeds are
+the same for all policies), so differences between policies are not sampling noise of the
+workload. An episode's score is the mean service delay of all tasks placed in it; the
+reported mean is over episodes, with a Student-t 95% interval across episodes (episodes
+are independent: each has its own seed). Percentiles pool the delays of all tasks.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ladts_policy.baselines import SchedulingPolicy, make_policy
+from ladts_policy.sim.base import DecisionView, VecSimulator
+
+EVAL_SEED_BASE = 10_000
+"""Evaluation seeds start here; training (later) draws seeds below it, so they never meet."""
+
+DEFAULT_EVAL_SEEDS = tuple(range(EVAL_SEED_BASE, EVAL_SEED_BASE + 5))
+"""Five held-out seeds: the minimum the project reports a mean and interval over."""
+
+MAX_ENVS_PER_BATCH = 64
+"""Episodes simulated in lockstep at once; bounds memory for long paper-preset episodes."""
+
+# Student-t 0.975 quantiles for small degrees of freedom; normal beyond the table.
+_T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306,
+         9: 2.262, 10: 2.228, 12: 2.179, 15: 2.131, 20: 2.086, 25: 2.060, 30: 2.042,
+         40: 2.021, 60: 2.000, 120: 1.980}
+
+
+def t_quantile_975(dof: int) -> float:
+    """Two-sided 95% Student-t critical value for ``dof`` degrees of freedom."""
+    if dof < 1:
+        return math.nan
+    keys = sorted(k for k in _T975 if k <= dof)
+    return _T975[keys[-1]] if dof <= 120 else 1.960
+
+
+def episode_seed(seed: int, episode: int) -> int:
+    """Derive the simulator seed of ``episode`` under a user-facing ``seed``."""
+    return int(np.random.SeedSequence([seed, episode]).generate_state(1)[0])
+
+
+@dataclass(frozen=True)
+class PolicyResult:
+    """Summary of one policy's service delays over all evaluation episodes."""
+
+    mean_delay_s: float
+    """Mean over episodes of the per-episode mean service delay, seconds."""
+    ci95_s: tuple[float, float]
+    """Student-t 95% interval of that mean across episodes, seconds."""
+    p50_s: float
+    """Median service delay over all tasks, seconds."""
+    p95_s: float
+    """95th percentile service delay over all tasks, seconds."""
+    p99_s: float
+    """99th percentile service delay over all tasks, seconds."""
+    vs_greedy: float | None
+    """mean_delay_s divided by greedy's (None when greedy was not evaluated)."""
+    episode_means_s: list[float] = field(default_factory=list)
+    """Per-episode mean delays, in seed-major order (kept for plots and paired tests)."""
+    tasks: int = 0
+    """Number of tasks placed over all episodes."""
+
+
+@dataclass(frozen=True)
+class EvaluationReport:
+    """Everything ``ladts evaluate`` prints and writes."""
+
+    scenario: str
+    """Scenario preset name or file path."""
+    seeds: list[int]
+    """User-facing held-out seeds."""
+    episodes: int
+    """Episodes per seed."""
+    policies: dict[str, PolicyResult]
+    """Results by policy name, in the order evaluated."""
+
+    def to_json_dict(self, *, with_episodes: bool = False) -> dict[str, object]:
+        """The documented JSON shape; per-episode means only when asked for."""
+        policies: dict[str, object] = {}
+        for name, result in self.policies.items():
+            entry = asdict(result)
+            entry["ci95_s"] = list(result.ci95_s)
+            if not with_episodes:
+                entry.pop("episode_means_s")
+            policies[name] = entry
+        return {"scenario": self.scenario, "seeds": self.seeds, "episodes": self.episodes,
+                "policies": policies}
+
+    def write_json(self, path: Path) -> None:
+        """Write the report (with per-episode means) as JSON, creating parent folders."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.to_json_dict(with_episodes=True), indent=2) + "\n")
+
+
+ProgressFn = Callable[[int], None]
+"""Called with the number of decisions just simulated (drives a progress bar)."""
+
+
+def run_policy(
+    make_sim: Callable[[int], VecSimulator],
+    policy: SchedulingPolicy,
+    env_seeds: Sequence[int],
+    *,
+    policy_seed: int,
+    progress: ProgressFn | None = None,
+) -> list[np.ndarray]:
+    """Run ``policy`` on one episode per entry of ``env_seeds``; return each episode's delays."""
+    delays: list[np.ndarray] = []
+    for start in range(0, len(env_seeds), MAX_ENVS_PER_BATCH):
+        batch = list(env_seeds[start:start + MAX_ENVS_PER_BATCH])
+        sim = make_sim(len(batch))
+        policy.reset(num_envs=sim.num_envs, num_nodes=sim.num_nodes,
+                     seed=policy_seed + start)
+        rows_TE: list[np.ndarray] = []
+        view: DecisionView | None = sim.reset(batch)
+        while view is not None:
+            actions_E = policy.act(view)
+            delay_E, view = sim.step(actions_E)
+            rows_TE.append(delay_E)
+            if progress is not None:
+                progress(int(np.count_nonzero(~np.isnan(delay_E))))
+        delay_TE = np.stack(rows_TE) if rows_TE else np.empty((0, len(batch)))
+        delays.extend(col[~np.isnan(col)] for col in delay_TE.T)
+    return delays
+
+
+def summarise(episode_delays: Sequence[np.ndarray]) -> PolicyResult:
+    """Mean with a 95% interval over episodes, and pooled percentiles."""
+    means_K = np.array([d.mean() if d.size else math.nan for d in episode_delays])
+    means_K = means_K[~np.isnan(means_K)]
+    if means_K.size == 0:
+        raise ValueError("no task was placed in any episode: nothing to evaluate")
+    mean = float(means_K.mean())
+    if means_K.size > 1:
+        half = t_quantile_975(means_K.size - 1) * float(means_K.std(ddof=1)) / math.sqrt(
+            means_K.size)
+    else:
+        half = math.nan
+    pooled = np.concatenate([d for d in episode_delays if d.size])
+    p50, p95, p99 = (float(v) for v in np.percentile(pooled, [50, 95, 99]))
+    return PolicyResult(mean_delay_s=mean, ci95_s=(mean - half, mean + half), p50_s=p50,
+                        p95_s=p95, p99_s=p99, vs_greedy=None,
+                        episode_means_s=[float(m) for m in means_K], tasks=int(pooled.size))
+
+
+def with_greedy_ratio(results: dict[str, PolicyResult]) -> dict[str, PolicyResult]:
+    """Fill ``vs_greedy`` (mean delay relative to greedy) when greedy is among the results."""
+    greedy = results.get("greedy")
+    if greedy is None:
+        return results
+    return {name: PolicyResult(**{**asdict(r), "ci95_s": r.ci95_s,
+                                  "vs_greedy": r.mean_delay_s / greedy.mean_delay_s})
+            for name, r in results.items()}
+
+
+PAPER_ONLY = frozenset({"local"})
+"""Heuristics that need the paper's notion of a local server."""
+
+CLUSTER_ONLY = frozenset({"spread"})
+"""Heuristics that need resource requests (kube-scheduler's view); uniform on ``paper``."""
+
+HEURISTIC_ORDER = ("greedy", "least-queue", "capacity-weighted", "spread", "round-robin",
+                   "random", "local")
+"""Default evaluation order: the reference (greedy) first, then roughly best to worst."""
+
+
+def default_policies(kind: str) -> list[str]:
+    """Every registered policy that applies to a scenario of this ``kind``."""
+    excluded = CLUSTER_ONLY if kind == "paper" else PAPER_ONLY
+    return [name for name in HEURISTIC_ORDER if name not in excluded]
+
+
+def evaluate(
+    scenario: str,
+    *,
+    policies: Sequence[str] | None = None,
+    seeds: Sequence[int] = DEFAULT_EVAL_SEEDS,
+    episodes: int = 1,
+    show_progress: bool = True,
+) -> EvaluationReport:
+    """Evaluate policies on a scenario preset name or YAML file; see the module docstring."""
+    from tqdm import tqdm
+
+    from ladts_policy.sim.scenario import load_scenario
+
+    if episodes < 1:
+        raise ValueError(f"episodes must be >= 1, got {episodes}")
+    if not seeds:
+        raise ValueError("at least one evaluation seed is needed")
+    spec = load_scenario(scenario)
+    names = list(policies) if policies else default_policies(spec.kind)
+    unknown_here = [n for n in names if spec.kind != "paper" and n in PAPER_ONLY]
+    if unknown_here:
+        raise ValueError(f"policies {unknown_here} apply to the 'paper' scenario kind only")
+    built = {name: make_policy(name) for name in names}  # fail fast on unknown names
+    env_seeds = [episode_seed(s, e) for s in seeds for e in range(episodes)]
+    results: dict[str, PolicyResult] = {}
+    with tqdm(total=None, unit="dec", unit_scale=True, disable=not show_progress,
+              desc=spec.name, dynamic_ncols=True) as bar:
+        for index, (name, policy) in enumerate(built.items()):
+            bar.set_postfix_str(name)
+            delays = run_policy(spec.make_simulator, policy, env_seeds,
+                                policy_seed=EVAL_SEED_BASE + 7919 * index, progress=bar.update)
+            results[name] = summarise(delays)
+            if index == 0:
+                # Arrivals do not depend on the policy: every policy makes as many decisions.
+                bar.total = bar.n * len(built)
+                bar.refresh()
+    return EvaluationReport(scenario=scenario, seeds=[int(s) for s in seeds],
+                            episodes=episodes, policies=with_greedy_ratio(results))
+
+
+def format_table(report: EvaluationReport) -> str:
+    """A fixed-width table of the report for the terminal."""
+    header = (f"{'policy':<18}{'mean s':>10}{'95% CI':>24}{'p50 s':>10}{'p95 s':>10}"
+              f"{'p99 s':>10}{'vs greedy':>11}")
+    lines = [f"scenario {report.scenario}: {len(report.seeds)} seeds x {report.episodes} "
+             f"episode(s), held-out seeds {report.seeds[0]}..{report.seeds[-1]}", header,
+             "-" * len(header)]
+    for name, r in report.policies.items():
+        ratio = "—" if r.vs_greedy is None else f"{r.vs_greedy:.3f}"
+        ci = f"[{r.ci95_s[0]:.3f}, {r.ci95_s[1]:.3f}]"
+        lines.append(f"{name:<18}{r.mean_delay_s:>10.3f}{ci:>24}{r.p50_s:>10.3f}"
+                     f"{r.p95_s:>10.3f}{r.p99_s:>10.3f}{ratio:>11}")
+    return "\n".join(lines)

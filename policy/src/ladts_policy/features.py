@@ -1,0 +1,193 @@
+"""The one feature encoding of (cluster state, task), shared by the simulator and the operator.
+
+The simulator builds a :class:`ClusterSnapshot` from its node servers
+(``ClusterSimulator.snapshot``); the operator builds the same from its state store and
+Prometheus. :func:`encode` turns it into fixed-width arrays for any node count up to
+``node_slots`` (padded slots are zero and masked), following :data:`ladts_policy.contract.SPEC`.
+
+Shapes: ``N`` nodes in the snapshot, ``S`` node slots (``S >= N``), ``F``/``T``/``G`` node,
+task and global feature widths from the contract.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import numpy as np
+
+from ladts_policy.contract import MODEL_VOCAB, SPEC, FeatureDef
+
+
+@dataclass(frozen=True)
+class ClusterSnapshot:
+    """Per-node state as seen by one decision, conditioned on the task's model (``N`` nodes)."""
+
+    present_N: np.ndarray
+    """bool [N]: the node is in the cluster (a cordoned node that still drains is present)."""
+
+    ready_N: np.ndarray
+    """bool [N]: schedulable (present, not cordoned, fresh enough metrics)."""
+
+    fits_N: np.ndarray
+    """bool [N]: the task's model can ever run there (timings known, fits usable VRAM)."""
+
+    resident_N: np.ndarray
+    """bool [N]: the task's model is loaded there now."""
+
+    speed_N: np.ndarray
+    """float [N]: denoising steps per second of the task's model (0 where it cannot run)."""
+
+    service_s_N: np.ndarray
+    """float [N]: warm service time of this task, s (inf where it cannot run)."""
+
+    load_s_N: np.ndarray
+    """float [N]: load (cold-start) time of the task's model, s."""
+
+    vram_gib_N: np.ndarray
+    """float [N]: usable GPU memory, GiB."""
+
+    vram_free_gib_N: np.ndarray
+    """float [N]: GPU memory not held by loaded models, GiB."""
+
+    queue_len_N: np.ndarray
+    """float [N]: unfinished pods placed on the node (running and waiting)."""
+
+    running_N: np.ndarray
+    """float [N]: pods running now."""
+
+    backlog_s_N: np.ndarray
+    """float [N]: seconds until every pod placed on the node has finished."""
+
+    concurrency_N: np.ndarray
+    """float [N]: pods the node runs at the same time."""
+
+    requested_fraction_N: np.ndarray
+    """float [N] in [0, 1]: requested share of allocatable cpu and memory (mean of both)."""
+
+    est_delay_s_N: np.ndarray
+    """float [N]: service delay this task would get there (``node_service``), s."""
+
+    metrics_age_s_N: np.ndarray
+    """float [N]: age of the node's metrics, s (0 in simulation)."""
+
+    pending: int = 0
+    """Pods waiting unscheduled in the cluster (exclusive mode), this one included."""
+
+    @property
+    def num_nodes(self) -> int:
+        """Number of nodes ``N``."""
+        return int(self.present_N.shape[0])
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """The request to place."""
+
+    model: str
+    """Model name (one-hot over ``contract.MODEL_VOCAB``; unknown names count as ``other``)."""
+
+    steps: int
+    """Denoising steps."""
+
+    input_mbit: float = 0.0
+    """Request payload, megabits."""
+
+    wait_s: float = 0.0
+    """Seconds the request has already waited since it arrived."""
+
+
+@dataclass(frozen=True)
+class EncodedFeatures:
+    """Normalised arrays for one decision (``S`` node slots)."""
+
+    node_rows_SF: np.ndarray
+    """float32 [S, F]: one row per node slot, zeros for padding."""
+
+    task_T: np.ndarray
+    """float32 [T]: task features."""
+
+    global_G: np.ndarray
+    """float32 [G]: cluster-wide features."""
+
+    node_mask_S: np.ndarray
+    """bool [S]: the slot holds a node that is ready and fits the task (a valid action)."""
+
+
+NODE_FEATURE_NAMES = tuple(d.name for d in SPEC.node)
+"""Per-node feature names in column order."""
+
+TASK_FEATURE_NAMES = tuple(d.name for d in SPEC.task)
+"""Task feature names in order."""
+
+GLOBAL_FEATURE_NAMES = tuple(d.name for d in SPEC.glob)
+"""Global feature names in order."""
+
+
+def _normalise(raw: np.ndarray, d: FeatureDef) -> np.ndarray:
+    x = np.asarray(raw, dtype=np.float64) / d.scale
+    x = np.where(np.isfinite(x), x, 0.0)
+    if d.transform == "log1p":
+        x = np.log1p(np.maximum(x, 0.0))
+    return x
+
+
+def _node_raw(snapshot: ClusterSnapshot, name: str) -> np.ndarray:
+    return np.asarray(getattr(snapshot, f"{name}_N"), dtype=np.float64)
+
+
+def encode(snapshot: ClusterSnapshot, task: TaskSpec, *, node_slots: int) -> EncodedFeatures:
+    """Encode one decision for a policy with ``node_slots`` slots.
+
+    Raises:
+        ValueError: the snapshot has more nodes than ``node_slots``.
+    """
+    n = snapshot.num_nodes
+    if n > node_slots:
+        raise ValueError(f"snapshot has {n} nodes, more than the {node_slots} node slots")
+    present = snapshot.present_N.astype(bool)
+    mask_N = present & snapshot.ready_N.astype(bool) & snapshot.fits_N.astype(bool)
+    rows_SF = np.zeros((node_slots, len(SPEC.node)), dtype=np.float32)
+    for j, d in enumerate(SPEC.node):
+        rows_SF[:n, j] = np.where(present, _normalise(_node_raw(snapshot, d.name), d), 0.0)
+    node_mask_S = np.zeros(node_slots, dtype=bool)
+    node_mask_S[:n] = mask_N
+    return EncodedFeatures(
+        node_rows_SF=rows_SF,
+        task_T=_encode_task(snapshot, task, mask_N),
+        global_G=_encode_global(snapshot, mask_N),
+        node_mask_S=node_mask_S,
+    )
+
+
+def _encode_task(snapshot: ClusterSnapshot, task: TaskSpec, mask_N: np.ndarray) -> np.ndarray:
+    service_N = np.where(mask_N, snapshot.service_s_N, np.inf)
+    best = float(service_N.min()) if service_N.size else np.inf
+    model = task.model if task.model in MODEL_VOCAB else "other"
+    raw = {
+        "steps": task.steps,
+        "input_mbit": task.input_mbit,
+        "wait_s": task.wait_s,
+        "best_service_s": best,
+        **{f"model={m}": float(m == model) for m in MODEL_VOCAB},
+    }
+    return np.array([_normalise(np.asarray(raw[d.name]), d) for d in SPEC.task], dtype=np.float32)
+
+
+def _encode_global(snapshot: ClusterSnapshot, mask_N: np.ndarray) -> np.ndarray:
+    present = snapshot.present_N.astype(bool)
+    ready = present & snapshot.ready_N.astype(bool)
+    n_present = max(int(present.sum()), 1)
+    raw = {
+        "nodes_present": float(present.sum()),
+        "ready_fraction": ready.sum() / n_present,
+        "fits_fraction": mask_N.sum() / max(int(ready.sum()), 1),
+        "mean_queue_len": float(snapshot.queue_len_N[present].sum()) / n_present,
+        "busy_fraction": float((snapshot.running_N[present] > 0).sum()) / n_present,
+        "pending": float(snapshot.pending),
+    }
+    return np.array([_normalise(np.asarray(raw[d.name]), d) for d in SPEC.glob], dtype=np.float32)
+
+
+def snapshot_fields() -> tuple[str, ...]:
+    """Names of the per-node arrays of :class:`ClusterSnapshot` (for builders and tests)."""
+    return tuple(f.name for f in fields(ClusterSnapshot) if f.name.endswith("_N"))

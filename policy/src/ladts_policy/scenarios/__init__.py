@@ -1,0 +1,1 @@
+"""Scenario presets (``<name>.yaml``) and the shipped GPU profiles (``gpu-profiles.yaml``)."""

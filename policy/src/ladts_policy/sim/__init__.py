@@ -1,0 +1,1 @@
+"""Numpy-only simulators of AIGC task placement in edge networks."""

@@ -1,0 +1,255 @@
+"""Typed configuration of the ``k8s-edge`` scenario: GPU profiles, models, nodes, load, churn.
+
+Units: seconds, GiB, CPU cores, megabits. The GPU figures come from
+``reference/gpu-profiles.md`` (Part 3 defaults); the reference quotes GB and the tables use
+the same numbers as GiB (a 7 % difference, far inside the stated ranges). Parsing and
+validation live in :mod:`ladts_policy.sim.cluster_schema`; the schema is documented in
+``docs/scenarios.md``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class ModelTiming:
+    """How one model runs on one GPU class (``request latency = overhead + steps * step``)."""
+
+    s_per_step: float
+    """Seconds per denoising step at the model's default resolution, batch 1
+    (gpu-profiles.md §3, column "s/step")."""
+
+    overhead_s: float
+    """Fixed seconds per request: text encoders, VAE decode, pipeline bookkeeping
+    (gpu-profiles.md §3, column "Overhead s")."""
+
+    memory_gib: float
+    """GPU memory (VRAM, or usable unified memory on Jetson) the loaded model occupies while
+    serving batch 1, activations included (gpu-profiles.md §3, column "Memory GB")."""
+
+    load_s: float
+    """Cold start: seconds to load the model before its first request on a node (runtime
+    init, weights from local disk with a cold page cache, warm-up; gpu-profiles.md §3,
+    column "Load s")."""
+
+    def service_s(self, steps: int) -> float:
+        """Seconds to serve one warm request of ``steps`` denoising steps."""
+        return self.overhead_s + steps * self.s_per_step
+
+
+@dataclass(frozen=True)
+class GpuProfile:
+    """One GPU class: memory and per-model timings. A model absent here cannot run on it."""
+
+    name: str
+    """Profile name referenced by node groups and by the ``ladts.io/gpu-profile`` label."""
+
+    product_label: str
+    """Value of the node label ``nvidia.com/gpu.product`` that identifies this class."""
+
+    vram_gib: float
+    """Usable GPU memory in GiB (on Jetson: shared DRAM minus OS; gpu-profiles.md §2)."""
+
+    timings: Mapping[str, ModelTiming]
+    """Per-model timings keyed by model name; a model missing here never fits this class."""
+
+    description: str = ""
+    """Free text: where the numbers come from."""
+
+    def can_run(self, model: str) -> bool:
+        """Whether ``model`` has timings here and fits in the usable memory."""
+        timing = self.timings.get(model)
+        return timing is not None and timing.memory_gib <= self.vram_gib
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A diffusion model in the workload mix and the pod that serves one request of it."""
+
+    name: str
+    """Model name; must have timings in at least one node's GPU profile."""
+
+    weight: float
+    """Relative share of arrivals (normalised over all models; any positive number)."""
+
+    steps: tuple[int, int]
+    """Denoising steps per request, drawn uniformly from ``[low, high]`` inclusive."""
+
+    input_mbit: tuple[float, float]
+    """Request payload in megabits (prompt plus optional image), uniform on ``[low, high]``;
+    carried as a task feature, it does not change the service time."""
+
+    cpu: float = 1.0
+    """CPU request of the pod in cores (kube-scheduler's NodeResourcesFit view; default 1)."""
+
+    memory_gib: float = 4.0
+    """Host memory request of the pod in GiB (default 4; not the GPU memory)."""
+
+
+@dataclass(frozen=True)
+class ArrivalSpec:
+    """The request arrival process of the whole cluster."""
+
+    process: str = "poisson"
+    """``poisson`` (constant rate) or ``bursty`` (two-state Markov-modulated Poisson)."""
+
+    rate_per_s: float = 1.0
+    """Long-run mean arrival rate in requests per second (same mean for both processes)."""
+
+    burst_multiplier: float = 5.0
+    """``bursty`` only: arrival rate in the burst state divided by the calm-state rate."""
+
+    burst_time_fraction: float = 0.2
+    """``bursty`` only: long-run share of time spent in the burst state, in (0, 1)."""
+
+    mean_burst_s: float = 120.0
+    """``bursty`` only: mean duration of one burst in seconds (exponential sojourns)."""
+
+    def state_rates(self) -> tuple[float, float]:
+        """Return ``(calm, burst)`` rates in requests/s whose time-average is ``rate_per_s``."""
+        if self.process == "poisson":
+            return self.rate_per_s, self.rate_per_s
+        f, k = self.burst_time_fraction, self.burst_multiplier
+        calm = self.rate_per_s / (f * k + 1.0 - f)
+        return calm, calm * k
+
+    def mean_calm_s(self) -> float:
+        """Mean calm-state duration in seconds implied by the burst fraction."""
+        f = self.burst_time_fraction
+        return self.mean_burst_s * (1.0 - f) / f
+
+
+@dataclass(frozen=True)
+class ChurnSpec:
+    """Nodes leaving and rejoining. Disabled unless ``enabled`` is true."""
+
+    enabled: bool = False
+    """Whether nodes leave and rejoin during an episode."""
+
+    mean_up_s: float = 3600.0
+    """Mean seconds a node stays in the cluster before it leaves (exponential)."""
+
+    mean_down_s: float = 600.0
+    """Mean seconds a node stays away before it rejoins (exponential)."""
+
+    max_down_fraction: float = 0.25
+    """A leave is skipped if more than this share of nodes would be away, or if some model
+    of the mix would have no schedulable node left."""
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    """One node of the cluster, after expanding its group."""
+
+    name: str
+    """Stable node name ``<name_prefix>-<index in group>``, e.g. ``edge-orin-0``."""
+
+    profile: GpuProfile
+    """The node's GPU class."""
+
+    concurrency: int
+    """Pods the node runs at the same time (time-sliced GPU); default 1."""
+
+    resident: tuple[str, ...]
+    """Models loaded when the node (re)starts, so their first request is warm."""
+
+    cpu: float
+    """Allocatable CPU cores (NodeResourcesFit denominator)."""
+
+    memory_gib: float
+    """Allocatable host memory in GiB (NodeResourcesFit denominator)."""
+
+    group: int
+    """Index of the node group this node came from."""
+
+
+@dataclass(frozen=True)
+class NodeGroup:
+    """``count`` identical nodes."""
+
+    profile: str
+    """Name of the GPU profile of these nodes."""
+
+    count: int
+    """Number of nodes in the group."""
+
+    name_prefix: str
+    """Node names are ``<name_prefix>-0`` … ``<name_prefix>-<count-1>``; defaults to the
+    profile name."""
+
+    concurrency: int = 1
+    """Pods a node runs at the same time; default 1 (DESIGN.md: one pod at a time)."""
+
+    resident: tuple[str, ...] = ()
+    """Models preloaded at node start; must fit the GPU together."""
+
+    cpu: float = 8.0
+    """Allocatable CPU cores per node (default 8)."""
+
+    memory_gib: float = 32.0
+    """Allocatable host memory per node in GiB (default 32)."""
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    """The complete ``k8s-edge`` scenario."""
+
+    horizon_s: float
+    """Seconds of cluster time during which requests arrive (the episode length)."""
+
+    arrivals: ArrivalSpec
+    """Arrival process of requests."""
+
+    models: tuple[ModelSpec, ...]
+    """The workload mix."""
+
+    gpu_profiles: Mapping[str, GpuProfile]
+    """GPU classes by name: the shipped ``scenarios/gpu-profiles.yaml`` plus inline ones."""
+
+    nodes: tuple[NodeGroup, ...]
+    """Node groups, expanded in order by :meth:`expand_nodes`."""
+
+    churn: ChurnSpec = field(default_factory=ChurnSpec)
+    """Node leave/rejoin process."""
+
+    exclusive: bool = False
+    """If true, pods request ``nvidia.com/gpu: 1``: a pod waits unscheduled in a cluster-wide
+    queue until a node has a free GPU slot, instead of queueing at its node."""
+
+    def expand_nodes(self) -> list[NodeSpec]:
+        """Return every node in group order with its stable name."""
+        out: list[NodeSpec] = []
+        for g, group in enumerate(self.nodes):
+            profile = self.gpu_profiles[group.profile]
+            for i in range(group.count):
+                out.append(
+                    NodeSpec(
+                        name=f"{group.name_prefix}-{i}",
+                        profile=profile,
+                        concurrency=group.concurrency,
+                        resident=group.resident,
+                        cpu=group.cpu,
+                        memory_gib=group.memory_gib,
+                        group=g,
+                    )
+                )
+        return out
+
+    def profile_for_label(self, product_label: str) -> GpuProfile | None:
+        """The GPU profile whose ``product_label`` equals a node's ``nvidia.com/gpu.product``."""
+        for profile in self.gpu_profiles.values():
+            if profile.product_label == product_label:
+                return profile
+        return None
+
+    @property
+    def model_names(self) -> tuple[str, ...]:
+        """Model names in mix order (the model index used by the simulator)."""
+        return tuple(m.name for m in self.models)
+
+    @property
+    def num_nodes(self) -> int:
+        """Total number of nodes over all groups."""
+        return sum(g.count for g in self.nodes)

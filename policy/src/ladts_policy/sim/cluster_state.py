@@ -1,0 +1,278 @@
+"""State of one ``k8s-edge`` environment and the static per-(node, model) tables.
+
+:class:`EnvState` owns the node servers, the episode's draws, the decision clock and the
+caches the simulator reads as ``[N]`` / ``[N, M]`` arrays. Shapes: ``N`` nodes, ``M`` models.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+from ladts_policy.sim.cluster_config import ClusterConfig, NodeSpec
+from ladts_policy.sim.node_service import NodeServer, ServiceTask
+from ladts_policy.sim.workload import JOIN, LEAVE, draw_churn, draw_workload, episode_generators
+
+
+@dataclass(frozen=True)
+class StaticArrays:
+    """Scenario constants as arrays (inf / 0 where a model cannot run on a node)."""
+
+    model_names: tuple[str, ...]
+    """Model names by index ``m``."""
+
+    can_run_NM: np.ndarray
+    """bool [N, M]: the model has timings on the node's GPU and fits its usable memory."""
+
+    s_per_step_NM: np.ndarray
+    """float [N, M]: seconds per denoising step."""
+
+    overhead_s_NM: np.ndarray
+    """float [N, M]: fixed seconds per request."""
+
+    load_s_NM: np.ndarray
+    """float [N, M]: cold-start seconds."""
+
+    speed_NM: np.ndarray
+    """float [N, M]: steps per second (0 where the model cannot run)."""
+
+    vram_gib_N: np.ndarray
+    """float [N]: usable GPU memory, GiB."""
+
+    concurrency_N: np.ndarray
+    """int [N]: pods run at once."""
+
+    cpu_N: np.ndarray
+    """float [N]: allocatable CPU cores."""
+
+    memory_gib_N: np.ndarray
+    """float [N]: allocatable host memory, GiB."""
+
+    pod_cpu_M: np.ndarray
+    """float [M]: CPU request of a pod of each model."""
+
+    pod_memory_gib_M: np.ndarray
+    """float [M]: memory request of a pod of each model, GiB."""
+
+    @classmethod
+    def build(cls, config: ClusterConfig, nodes: list[NodeSpec]) -> StaticArrays:
+        """Tabulate the scenario."""
+        names = config.model_names
+        shape = (len(nodes), len(names))
+        can_run, sps, ovh, load = (
+            np.zeros(shape, bool),
+            np.full(shape, np.inf),
+            np.full(shape, np.inf),
+            np.full(shape, np.inf),
+        )
+        for n, node in enumerate(nodes):
+            for m, name in enumerate(names):
+                if node.profile.can_run(name):
+                    timing = node.profile.timings[name]
+                    can_run[n, m] = True
+                    sps[n, m], ovh[n, m], load[n, m] = (
+                        timing.s_per_step,
+                        timing.overhead_s,
+                        timing.load_s,
+                    )
+        return cls(
+            model_names=names,
+            can_run_NM=can_run,
+            s_per_step_NM=sps,
+            overhead_s_NM=ovh,
+            load_s_NM=load,
+            speed_NM=np.where(can_run, 1.0 / sps, 0.0),
+            vram_gib_N=np.array([node.profile.vram_gib for node in nodes]),
+            concurrency_N=np.array([node.concurrency for node in nodes]),
+            cpu_N=np.array([node.cpu for node in nodes]),
+            memory_gib_N=np.array([node.memory_gib for node in nodes]),
+            pod_cpu_M=np.array([m.cpu for m in config.models]),
+            pod_memory_gib_M=np.array([m.memory_gib for m in config.models]),
+        )
+
+
+class EnvState:
+    """One environment: node servers, draws, clock, current task and cached node arrays."""
+
+    def __init__(
+        self, config: ClusterConfig, nodes: list[NodeSpec], static: StaticArrays, seed: int
+    ) -> None:
+        self.config, self.static = config, static
+        self.servers = [NodeServer.from_spec(node) for node in nodes]
+        arrivals_rng, churn_rng = episode_generators(seed)
+        self.work = draw_workload(config, arrivals_rng)
+        self.churn = draw_churn(config.churn, len(nodes), config.horizon_s, churn_rng)
+        n, m = static.can_run_NM.shape
+        self.cordoned_N = np.zeros(n, dtype=bool)
+        self.threshold_NM = np.full((n, m), np.inf)
+        self.cold_NM = np.ones((n, m), dtype=bool)
+        self.queue_len_N = np.zeros(n, dtype=np.int64)
+        self.req_cpu_N = np.zeros(n)
+        self.req_mem_N = np.zeros(n)
+        self.next_change_N = np.full(n, np.inf)
+        self.busy_until_N = np.zeros(n)
+        self.now = 0.0
+        self.task = -1  # index of the request being decided; -1 when the episode has ended
+        self._next_arrival = 0  # first request not yet arrived (or decided, non-exclusive)
+        self._next_churn = 0
+        # exclusive mode: arrived, unscheduled requests, one FIFO per model
+        self.pending_M: list[deque[int]] = [deque() for _ in range(m)]
+        self.placed, self.cold_starts, self.busy_s = 0, 0, 0.0
+        for node in range(n):
+            self._refresh_node(node)
+
+    # --- current task ------------------------------------------------------------------
+
+    @property
+    def model(self) -> int:
+        """Model index of the current task."""
+        return int(self.work.model_T[self.task])
+
+    @property
+    def steps(self) -> int:
+        """Denoising steps of the current task."""
+        return int(self.work.steps_T[self.task])
+
+    @property
+    def arrival(self) -> float:
+        """Arrival time of the current task (``now`` if none)."""
+        return float(self.work.arrival_s_T[self.task]) if self.task >= 0 else self.now
+
+    @property
+    def input_mbit(self) -> float:
+        """Payload of the current task, megabits."""
+        return float(self.work.input_mbit_T[self.task])
+
+    @property
+    def num_pending(self) -> int:
+        """Requests waiting unscheduled (exclusive mode), the current one excluded."""
+        return sum(len(q) for q in self.pending_M)
+
+    def requested_fraction_N(self) -> np.ndarray:
+        """Return float [N]: mean requested share of allocatable cpu and memory, at most 1."""
+        s = self.static
+        share = 0.5 * (self.req_cpu_N / s.cpu_N + self.req_mem_N / s.memory_gib_N)
+        return np.asarray(np.minimum(share, 1.0))
+
+    # --- transitions ---------------------------------------------------------------------
+
+    def place(self, node: int) -> float:
+        """Place the current task on ``node``; return its service delay in seconds."""
+        m = self.model
+        task = ServiceTask(
+            self.static.model_names[m],
+            self.steps,
+            cpu=float(self.static.pod_cpu_M[m]),
+            memory_gib=float(self.static.pod_memory_gib_M[m]),
+        )
+        placement = self.servers[node].place(task, self.now)
+        self.placed += 1
+        self.cold_starts += int(placement.cold)
+        self.busy_s += placement.finish_s - placement.start_s
+        self._refresh_node(node)
+        return placement.finish_s - self.arrival
+
+    def advance(self) -> None:
+        """Move to the next decision (or end the episode: ``task = -1``)."""
+        if self.config.exclusive:
+            self._advance_exclusive()
+            return
+        if self._next_arrival >= len(self.work):
+            self.task = -1
+            return
+        self.task = self._next_arrival
+        self._next_arrival += 1
+        self._set_clock(float(self.work.arrival_s_T[self.task]))
+
+    def _advance_exclusive(self) -> None:
+        arrivals = self.work.arrival_s_T
+        t = self.now
+        while True:
+            while self._next_arrival < len(self.work) and arrivals[self._next_arrival] <= t:
+                self.pending_M[int(self.work.model_T[self._next_arrival])].append(
+                    self._next_arrival
+                )
+                self._next_arrival += 1
+            self._set_clock(t)
+            free_N = ~self.cordoned_N & (self.queue_len_N < self.static.concurrency_N)
+            servable_M: np.ndarray = np.any(self.static.can_run_NM & free_N[:, None], axis=0)
+            heads = [q[0] for m, q in enumerate(self.pending_M) if q and servable_M[m]]
+            if heads:  # the earliest-arrived request that some free node can serve
+                self.task = min(heads)
+                self.pending_M[self.model].popleft()
+                return
+            waiting = self.num_pending
+            upcoming = [math.inf]
+            if self._next_arrival < len(self.work):
+                upcoming.append(float(arrivals[self._next_arrival]))
+            if self._next_churn < len(self.churn.time_s_K):
+                upcoming.append(float(self.churn.time_s_K[self._next_churn]))
+            if waiting:
+                upcoming.append(float(self.next_change_N.min()))
+            t_next = min(upcoming)
+            if math.isinf(t_next):
+                if waiting:
+                    raise RuntimeError("pods wait forever: no node can ever serve them")
+                self.task = -1
+                return
+            t = max(t, t_next)
+
+    def _set_clock(self, now: float) -> None:
+        """Advance the clock: apply churn events and refresh nodes whose pods finished."""
+        self.now = now
+        self._apply_churn(now)
+        for node in np.flatnonzero(self.next_change_N <= now):
+            self._refresh_counts(int(node))
+
+    def _apply_churn(self, now: float) -> None:
+        times, nodes, kinds = self.churn.time_s_K, self.churn.node_K, self.churn.kind_K
+        while self._next_churn < len(times) and times[self._next_churn] <= now:
+            node, kind = int(nodes[self._next_churn]), int(kinds[self._next_churn])
+            self._next_churn += 1
+            if kind == LEAVE and self._may_leave(node):
+                self.cordoned_N[node] = True
+            elif kind == JOIN and self.cordoned_N[node]:
+                self.cordoned_N[node] = False
+                server = self.servers[node]
+                if server.queue_len(now) == 0:
+                    server.restart(now)  # drained while away: back with preloaded models only
+                    self._refresh_node(node)
+
+    def _may_leave(self, node: int) -> bool:
+        if self.cordoned_N[node]:
+            return False
+        down = int(self.cordoned_N.sum()) + 1
+        if down > self.config.churn.max_down_fraction * len(self.servers):
+            return False
+        ready_N = ~self.cordoned_N
+        ready_N[node] = False
+        return bool((self.static.can_run_NM & ready_N[:, None]).any(axis=0).all())
+
+    def _refresh_node(self, node: int) -> None:
+        """Recompute the start thresholds and cold flags of every model on one node."""
+        server = self.servers[node]
+        names = self.static.model_names
+        thresholds = server.start_thresholds(names)
+        for m, name in enumerate(names):
+            self.threshold_NM[node, m], self.cold_NM[node, m] = thresholds[name]
+        self.busy_until_N[node] = max(server.busy_until(), 0.0)
+        self._refresh_counts(node)
+
+    def attach(self, blocks: dict[str, np.ndarray], env: int) -> None:
+        """Move the cached arrays into row ``env`` of simulator-wide ``[E, ...]`` blocks.
+
+        The simulator then reads all environments at once without stacking; this state keeps
+        writing through the views.
+        """
+        for name, block in blocks.items():
+            block[env] = getattr(self, name)
+            setattr(self, name, block[env])
+
+    def _refresh_counts(self, node: int) -> None:
+        server = self.servers[node]
+        self.queue_len_N[node] = server.queue_len(self.now)
+        self.req_cpu_N[node], self.req_mem_N[node] = server.requested(self.now)
+        self.next_change_N[node] = server.next_change(self.now)

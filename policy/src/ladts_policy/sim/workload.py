@@ -1,0 +1,140 @@
+"""Random draws of one episode of the ``k8s-edge`` scenario: requests and node churn.
+
+Every draw takes an explicit :class:`numpy.random.Generator`. :func:`episode_generators`
+derives independent streams for arrivals and churn from one seed, so the same seed gives the
+same requests whether or not churn is enabled, and every scheduler compared on a seed sees
+the same workload (common random numbers).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ladts_policy.sim.cluster_config import ArrivalSpec, ChurnSpec, ClusterConfig
+
+LEAVE = 0
+"""Churn event kind: the node is cordoned and drains."""
+
+JOIN = 1
+"""Churn event kind: the node is schedulable again."""
+
+
+@dataclass(frozen=True)
+class Workload:
+    """The requests of one episode, in arrival order (``T`` requests)."""
+
+    arrival_s_T: np.ndarray
+    """float [T]: arrival times in seconds, non-decreasing, in ``[0, horizon_s)``."""
+
+    model_T: np.ndarray
+    """int [T]: index into ``ClusterConfig.models``."""
+
+    steps_T: np.ndarray
+    """int [T]: denoising steps."""
+
+    input_mbit_T: np.ndarray
+    """float [T]: request payload, megabits."""
+
+    def __len__(self) -> int:
+        return int(self.arrival_s_T.shape[0])
+
+
+@dataclass(frozen=True)
+class ChurnEvents:
+    """Node leave/join events of one episode, sorted by time (``K`` events)."""
+
+    time_s_K: np.ndarray
+    """float [K]: event times, seconds."""
+
+    node_K: np.ndarray
+    """int [K]: node index in ``ClusterConfig.expand_nodes()`` order."""
+
+    kind_K: np.ndarray
+    """int [K]: :data:`LEAVE` or :data:`JOIN`."""
+
+
+def episode_generators(seed: int) -> tuple[np.random.Generator, np.random.Generator]:
+    """Independent (arrivals, churn) generators derived from one seed."""
+    arrivals, churn = np.random.SeedSequence(seed).spawn(2)
+    return np.random.default_rng(arrivals), np.random.default_rng(churn)
+
+
+def draw_arrival_times(spec: ArrivalSpec, horizon_s: float, rng: np.random.Generator) -> np.ndarray:
+    """Arrival times on ``[0, horizon_s)``: Poisson, or a two-state MMPP for ``bursty``.
+
+    The MMPP alternates calm and burst periods with exponential durations (means
+    ``ArrivalSpec.mean_calm_s()`` and ``mean_burst_s``), starting in a state drawn from the
+    stationary distribution; within a period arrivals are Poisson at that state's rate.
+    """
+    calm_rate, burst_rate = spec.state_rates()
+    if spec.process == "poisson":
+        return _poisson_segment(0.0, horizon_s, calm_rate, rng)
+    parts = []
+    t = 0.0
+    burst = bool(rng.random() < spec.burst_time_fraction)
+    while t < horizon_s:
+        mean = spec.mean_burst_s if burst else spec.mean_calm_s()
+        end = min(horizon_s, t + rng.exponential(mean))
+        parts.append(_poisson_segment(t, end, burst_rate if burst else calm_rate, rng))
+        t, burst = end, not burst
+    return np.concatenate(parts)
+
+
+def _poisson_segment(start: float, end: float, rate: float, rng: np.random.Generator) -> np.ndarray:
+    count = rng.poisson(rate * (end - start))
+    return np.sort(rng.uniform(start, end, size=count))
+
+
+def draw_workload(config: ClusterConfig, rng: np.random.Generator) -> Workload:
+    """Draw one episode of requests: arrival times, then model, steps and payload per request."""
+    arrival_s_T = draw_arrival_times(config.arrivals, config.horizon_s, rng)
+    count = arrival_s_T.shape[0]
+    weight_M = np.array([m.weight for m in config.models], dtype=float)
+    model_T = rng.choice(len(config.models), size=count, p=weight_M / weight_M.sum())
+    steps_lo_M = np.array([m.steps[0] for m in config.models])
+    steps_hi_M = np.array([m.steps[1] for m in config.models])
+    steps_T = rng.integers(steps_lo_M[model_T], steps_hi_M[model_T] + 1)
+    mbit_lo_M = np.array([m.input_mbit[0] for m in config.models])
+    mbit_hi_M = np.array([m.input_mbit[1] for m in config.models])
+    input_mbit_T = rng.uniform(mbit_lo_M[model_T], mbit_hi_M[model_T])
+    return Workload(
+        arrival_s_T=arrival_s_T,
+        model_T=np.asarray(model_T, dtype=np.int64),
+        steps_T=np.asarray(steps_T, dtype=np.int64),
+        input_mbit_T=np.asarray(input_mbit_T, dtype=float),
+    )
+
+
+def draw_churn(
+    spec: ChurnSpec, num_nodes: int, horizon_s: float, rng: np.random.Generator
+) -> ChurnEvents:
+    """Alternating up/down periods per node (exponential), all nodes up at time 0.
+
+    Every leave is followed by a join unless the horizon ends first. The simulator may skip a
+    leave (see ``ChurnSpec.max_down_fraction``); the matching join is then a no-op.
+    """
+    times: list[float] = []
+    nodes: list[int] = []
+    kinds: list[int] = []
+    if spec.enabled:
+        for node in range(num_nodes):
+            t = rng.exponential(spec.mean_up_s)
+            while t < horizon_s:
+                times.append(t)
+                nodes.append(node)
+                kinds.append(LEAVE)
+                t += rng.exponential(spec.mean_down_s)
+                if t >= horizon_s:
+                    break
+                times.append(t)
+                nodes.append(node)
+                kinds.append(JOIN)
+                t += rng.exponential(spec.mean_up_s)
+    order = np.argsort(np.asarray(times, dtype=float), kind="stable")
+    return ChurnEvents(
+        time_s_K=np.asarray(times, dtype=float)[order],
+        node_K=np.asarray(nodes, dtype=np.int64)[order],
+        kind_K=np.asarray(kinds, dtype=np.int64)[order],
+    )

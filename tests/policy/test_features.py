@@ -1,0 +1,120 @@
+"""Feature encoding and the contract."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+
+from ladts_policy.contract import SPEC, ContractError, FeatureSpec, validate
+from ladts_policy.features import (
+    GLOBAL_FEATURE_NAMES,
+    NODE_FEATURE_NAMES,
+    TASK_FEATURE_NAMES,
+    ClusterSnapshot,
+    TaskSpec,
+    encode,
+    snapshot_fields,
+)
+from ladts_policy.sim.cluster import ClusterSimulator
+from ladts_policy.sim.scenario import load_scenario
+
+
+def snapshot(n: int, **overrides: np.ndarray) -> ClusterSnapshot:
+    values = {name: np.ones(n) for name in snapshot_fields()}
+    for flag in ("present_N", "ready_N", "fits_N", "resident_N"):
+        values[flag] = np.ones(n, dtype=bool)
+    values.update(overrides)
+    return ClusterSnapshot(**values)
+
+
+def test_shapes_and_names() -> None:
+    enc = encode(snapshot(5), TaskSpec("sdxl", 25, 0.1), node_slots=8)
+    assert enc.node_rows_SF.shape == (8, len(NODE_FEATURE_NAMES))
+    assert enc.task_T.shape == (len(TASK_FEATURE_NAMES),)
+    assert enc.global_G.shape == (len(GLOBAL_FEATURE_NAMES),)
+    assert enc.node_rows_SF.dtype == np.float32 and enc.node_mask_S.dtype == bool
+    assert NODE_FEATURE_NAMES[0] == "present" and len(set(NODE_FEATURE_NAMES)) == len(
+        NODE_FEATURE_NAMES
+    )
+    assert set(f"{d.name}_N" for d in SPEC.node) <= set(snapshot_fields())
+
+
+def test_padding_and_mask() -> None:
+    ready = np.array([True, False, True, True])
+    fits = np.array([True, True, False, True])
+    present = np.array([True, True, True, False])
+    enc = encode(
+        snapshot(4, ready_N=ready, fits_N=fits, present_N=present),
+        TaskSpec("sd15", 20),
+        node_slots=6,
+    )
+    assert enc.node_mask_S.tolist() == [True, False, False, False, False, False]
+    assert np.all(enc.node_rows_SF[3:] == 0)  # absent node and padding
+    assert np.all(np.isfinite(enc.node_rows_SF))
+
+
+def test_non_finite_values_encode_as_zero() -> None:
+    service = np.array([1.0, np.inf])
+    enc = encode(
+        snapshot(2, service_s_N=service, est_delay_s_N=service), TaskSpec("x", 1), node_slots=2
+    )
+    col = NODE_FEATURE_NAMES.index("service_s")
+    assert enc.node_rows_SF[1, col] == 0.0 and enc.node_rows_SF[0, col] > 0
+    assert enc.task_T[TASK_FEATURE_NAMES.index("model=other")] == 1.0
+
+
+def test_node_count_agnostic() -> None:
+    """The same nodes encode identically whatever the slot count or extra absent nodes."""
+    task = TaskSpec("sd15", 20, 0.05)
+    small = encode(snapshot(3), task, node_slots=4)
+    big = encode(snapshot(3), task, node_slots=64)
+    np.testing.assert_array_equal(small.node_rows_SF, big.node_rows_SF[:4])
+    np.testing.assert_array_equal(small.task_T, big.task_T)
+    np.testing.assert_array_equal(small.global_G, big.global_G)
+    with pytest.raises(ValueError, match="more than"):
+        encode(snapshot(5), task, node_slots=4)
+
+
+def test_simulator_snapshot_encodes() -> None:
+    sim = ClusterSimulator(
+        dataclasses.replace(load_scenario("k8s-edge").cluster, horizon_s=120), num_envs=2
+    )
+    view = sim.reset([1, 2])
+    for _ in range(30):
+        assert view is not None
+        snap, task = sim.snapshot(1)
+        enc = encode(snap, task, node_slots=32)
+        np.testing.assert_array_equal(enc.node_mask_S[: sim.num_nodes], view.node_mask_EN[1])
+        np.testing.assert_allclose(
+            snap.est_delay_s_N[view.node_mask_EN[1]],
+            view.expected_delay_EN[1][view.node_mask_EN[1]],
+        )
+        view = sim.step(
+            np.argmin(np.where(view.node_mask_EN, view.expected_delay_EN, np.inf), axis=1)
+        )[1]
+
+
+def test_spec_json_round_trip_and_validation() -> None:
+    spec = json.loads(json.dumps(SPEC.to_dict(node_slots=32)))
+    validate(spec, node_slots=32)
+    assert spec["dims"] == {
+        "node": len(NODE_FEATURE_NAMES),
+        "task": len(TASK_FEATURE_NAMES),
+        "global": len(GLOBAL_FEATURE_NAMES),
+    }
+    with pytest.raises(ContractError, match="node_slots"):
+        validate(spec, node_slots=16)
+    with pytest.raises(ContractError, match="version"):
+        validate({**spec, "version": "ladts-features/0"})
+    swapped = dict(spec)
+    swapped["node"] = list(reversed(spec["node"]))
+    with pytest.raises(ContractError, match="'node'"):
+        validate(swapped)
+    other = FeatureSpec(node=SPEC.node[:-1]).to_dict()
+    with pytest.raises(ContractError):
+        validate(other)
+    with pytest.raises(ContractError, match="mapping"):
+        validate([1, 2])
