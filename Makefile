@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test lint unit e2e-binaries e2e bench clean
+.PHONY: setup demo test lint unit e2e-binaries e2e bench figures clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,13 @@ lint: setup
 
 unit: setup
 	$(BIN)/python -m pytest tests -q
+
+# The evaluation tables and plots in docs/results (README "Results").
+figures: setup
+	$(BIN)/ladts evaluate --scenario paper --episodes 2 --no-progress \
+		--json docs/results/paper.json --plot docs/results/paper.png
+	$(BIN)/ladts evaluate --scenario k8s-edge --episodes 4 --no-progress \
+		--json docs/results/k8s-edge.json --plot docs/results/k8s-edge.png
 
 bench: setup
 	$(BIN)/python benchmarks/sim_throughput.py --episodes 2
