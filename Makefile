@@ -33,8 +33,16 @@ figures: setup
 bench: setup
 	$(BIN)/python benchmarks/sim_throughput.py --episodes 2
 
-test: lint bench
-	$(BIN)/python -m pytest tests -q
+# kube-apiserver, kube-scheduler, kine, kwok, helm (Go, from source) and Prometheus (Debian),
+# into a cache outside the repository; seconds when already built (e2e/README.md).
+e2e-binaries:
+	e2e/controlplane/build.sh
+
+e2e: setup e2e-binaries
+	LADTS_E2E_REQUIRED=1 $(BIN)/python -m pytest e2e -q
+
+test: lint bench e2e-binaries
+	LADTS_E2E_REQUIRED=1 $(BIN)/python -m pytest tests e2e -q
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache ladts-demo

@@ -1,0 +1,1 @@
+"""Benchmarks that drive the emulated cluster (scripts, not tests)."""
