@@ -42,8 +42,8 @@ class DecisionView:
 
     requested_fraction_EN: np.ndarray
     """float [E, N] in [0, 1]: share of the node's allocatable resources requested by the
-    unfinished pods bound to it, as kube-scheduler's NodeResourcesFit sees it (0 where the
-    model has no notion of requests)."""
+    unfinished pods bound to it plus the pod being placed, as kube-scheduler's
+    NodeResourcesFit (LeastAllocated) scores it (0 where the model has no notion of requests)."""
 
     local_node_E: np.ndarray
     """int [E]: the task's local server (paper preset: its base station), -1 if none."""

@@ -113,8 +113,11 @@ class ClusterSimulator:
         if self.config.exclusive:
             mask_EN &= queue_EN < s.concurrency_N[None, :]
         self._mask_EN = mask_EN
-        share_EN = b["req_cpu_N"] / s.cpu_N + b["req_mem_N"] / s.memory_gib_N
-        requested_EN = np.minimum(0.5 * share_EN, 1.0)
+        # kube-scheduler's LeastAllocated scores the node as it would be *with* this pod, which
+        # favours nodes with large allocatable when idle (docs/baseline.md measures the effect).
+        cpu_EN = b["req_cpu_N"] + s.pod_cpu_M[model_E][:, None]
+        mem_EN = b["req_mem_N"] + s.pod_memory_gib_M[model_E][:, None]
+        requested_EN = np.minimum(0.5 * (cpu_EN / s.cpu_N + mem_EN / s.memory_gib_N), 1.0)
         return DecisionView(
             active_E=active_E,
             node_mask_EN=mask_EN,
