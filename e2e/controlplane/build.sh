@@ -42,7 +42,7 @@ build_kubernetes() {
   local v="$LADTS_K8S_VERSION"
   local dest="$CACHE/kubernetes-$v"
   have "$dest" kube-apiserver kube-scheduler && { log "kubernetes $v: cached"; return 0; }
-  local work="$CACHE/work/kubernetes-$v"   # go.mod/go.sum only; sources live in GOMODCACHE
+  local work="$CACHE/wrappers/kubernetes-$v"   # go.mod/go.sum only; sources live in GOMODCACHE
   mkdir -p "$work"
   local gomod
   gomod="$(cd "$CACHE" && GOFLAGS= go mod download -json "k8s.io/kubernetes@$v" \
@@ -147,9 +147,9 @@ build_prometheus() {
   local tmp="$dest.tmp.$$"
   rm -rf "$tmp"; mkdir -p "$tmp/deb"
   if (cd "$tmp/deb" && apt-get download -qq "prometheus=$ver"); then
-    dpkg -x "$tmp"/deb/prometheus_*.deb "$tmp/root"
-    cp "$tmp/root/usr/bin/prometheus" "$tmp/root/usr/bin/promtool" "$tmp/"
-    rm -rf "$tmp/deb" "$tmp/root"
+    dpkg -x "$tmp"/deb/prometheus_*.deb "$tmp/unpacked"
+    cp "$tmp/unpacked/usr/bin/prometheus" "$tmp/unpacked/usr/bin/promtool" "$tmp/"
+    rm -rf "$tmp/deb" "$tmp/unpacked"
   else
     log "apt-get download failed; falling back to apt-get install (system-wide)"
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
