@@ -30,8 +30,11 @@ figures: setup
 	$(BIN)/ladts evaluate --scenario k8s-edge --episodes 4 --no-progress \
 		--json docs/results/k8s-edge.json --plot docs/results/k8s-edge.png
 
-bench: setup
+# Speed figures at a small size, so the scripts cannot rot (full-size runs: README, docs/).
+bench: setup e2e-binaries
 	$(BIN)/python benchmarks/sim_throughput.py --episodes 2
+	$(BIN)/python -m e2e.bench.default_scheduler --scenario k8s-edge --horizon-s 120 \
+		--time-scale 20 --seed 0 --out runs/bench/ci
 
 # kube-apiserver, kube-scheduler, kine, kwok, helm (Go, from source) and Prometheus (Debian),
 # into a cache outside the repository; seconds when already built (e2e/README.md).
@@ -41,7 +44,7 @@ e2e-binaries:
 e2e: setup e2e-binaries
 	LADTS_E2E_REQUIRED=1 $(BIN)/python -m pytest e2e -q
 
-test: lint bench e2e-binaries
+test: lint e2e-binaries bench
 	LADTS_E2E_REQUIRED=1 $(BIN)/python -m pytest tests e2e -q
 
 clean:

@@ -75,7 +75,7 @@ class Emulation:
 
 @pytest.fixture(scope="module")
 def small_scenario(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The two-node scenario as a YAML file (loaded through helper B's ``load_scenario``)."""
+    """The two-node scenario as a YAML file (loaded through ``load_scenario``)."""
     path = tmp_path_factory.mktemp("scenario") / "e2e-small.yaml"
     path.write_text(yaml.safe_dump(SMALL_SCENARIO), encoding="utf-8")
     return path

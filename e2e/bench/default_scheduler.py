@@ -1,7 +1,7 @@
 """Service delay of AIGC pods under kube-scheduler's default profile on an emulated cluster.
 
 A script, not a test. It starts a loopback-only control plane (kine, kube-apiserver,
-kube-scheduler, kwok) with helper A's Python helpers, creates the scenario's nodes, submits the
+kube-scheduler, kwok) with the e2e.controlplane helpers, creates the scenario's nodes, submits the
 scenario's requests as AIGC pods (``schedulerName: default-scheduler``, the scenario's cpu/memory
 requests) at their Poisson arrival times, and lets the emulation controller run them in cluster
 time. Then it replays the same requests (same seed, same draw as the simulator) through the
@@ -50,6 +50,7 @@ from e2e.emulation.scenario_nodes import (
     wait_nodes_ready,
 )
 from e2e.emulation.service import ScenarioService
+from ladts_policy.sim.base import DecisionView
 from ladts_policy.sim.cluster_config import ChurnSpec, ClusterConfig
 from ladts_policy.sim.workload import Workload, draw_workload, episode_generators
 
@@ -194,13 +195,13 @@ def bind_throughput(
 
 
 def simulate(cluster: ClusterConfig, seed: int, policy_name: str = "spread") -> list[float]:
-    """Service delays of the episode in helper B's simulator under a baseline heuristic."""
+    """Service delays of the episode in the simulator under a baseline heuristic."""
     from ladts_policy.baselines import make_policy
     from ladts_policy.sim.cluster import ClusterSimulator
 
     sim = ClusterSimulator(cluster, num_envs=1)
     policy = make_policy(policy_name)
-    view = sim.reset([seed])
+    view: DecisionView | None = sim.reset([seed])
     policy.reset(num_envs=1, num_nodes=sim.num_nodes, seed=seed)
     delays: list[float] = []
     while view is not None:
@@ -381,6 +382,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--policy", default="spread", help="simulator heuristic to compare with")
     p.add_argument("--out", type=Path, default=Path("runs/bench/default-scheduler"))
     p.add_argument("--sim-only", action="store_true", help="skip the control plane")
+    p.add_argument(
+        "--reuse-emulated",
+        type=Path,
+        default=None,
+        help="take the emulated results from an earlier --out folder (no control plane)",
+    )
     return p.parse_args(argv)
 
 
@@ -388,6 +395,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark and print / write its results."""
     args = parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.reuse_emulated is not None:
+        previous = json.loads((args.reuse_emulated / "result.json").read_text("utf-8"))
+        args.time_scale = previous["time_scale"]
     cluster = bench_cluster(load_cluster(args.scenario), args.horizon_s, args.rate_per_s)
     requests = draw_requests(cluster, args.seed)
     print(
@@ -409,23 +419,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "kube_model": model_stats,
     }
     emu_delays: list[float] = []
-    if not args.sim_only:
-        started = time.monotonic()
-        run = run_emulated(args, cluster, requests)
-        records: list[PodRecord] = run.pop("records")
-        finished = [r for r in records if r.succeeded_patched]
-        emu_delays = [r.service_delay_s for r in finished]
-        sched = [r.scheduling_delay_s for r in records]
-        result["emulated"] = {
-            "scheduler": SCHEDULER_NAME,
-            **delay_stats(emu_delays),
-            "cold_starts": sum(r.cold for r in records),
-            "bound": len(records),
-            "rejected": sum(bool(r.error) for r in records),
-            "scheduling_delay_cluster_s": delay_stats(sched),
-            "wall_s": time.monotonic() - started,
-            **run,
-        }
+    if args.reuse_emulated is not None:
+        result["emulated"], emu_delays = reuse_emulated(args.reuse_emulated)
+    elif not args.sim_only:
+        result["emulated"], emu_delays = emulate(args, cluster, requests)
+    if "emulated" in result:
         result["gap_mean"] = relative_gap(result["emulated"]["mean"], sim_stats["mean"])
         result["gap_mean_kube_model"] = relative_gap(
             result["emulated"]["mean"], model_stats["mean"]
@@ -435,6 +433,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     write_plot(args.out / "delay.png", emu_delays, sim_delays, model_delays, title)
     _print_summary(result)
     return 0
+
+
+def emulate(
+    args: argparse.Namespace, cluster: ClusterConfig, requests: list[Request]
+) -> tuple[dict[str, Any], list[float]]:
+    """Run the emulated episode; return its summary and the finished pods' delays."""
+    started = time.monotonic()
+    run = run_emulated(args, cluster, requests)
+    records: list[PodRecord] = run.pop("records")
+    delays = [r.service_delay_s for r in records if r.succeeded_patched]
+    summary = {
+        "scheduler": SCHEDULER_NAME,
+        **delay_stats(delays),
+        "cold_starts": sum(r.cold for r in records),
+        "bound": len(records),
+        "rejected": sum(bool(r.error) for r in records),
+        "scheduling_delay_cluster_s": delay_stats([r.scheduling_delay_s for r in records]),
+        "wall_s": time.monotonic() - started,
+        **run,
+    }
+    return summary, delays
+
+
+def reuse_emulated(folder: Path) -> tuple[dict[str, Any], list[float]]:
+    """Read an earlier run's emulated summary and per-pod log (to redo only the comparison)."""
+    summary = json.loads((folder / "result.json").read_text("utf-8"))["emulated"]
+    lines = (folder / "emulated-pods.jsonl").read_text("utf-8").splitlines()
+    delays = [float(json.loads(line)["service_delay_s"]) for line in lines if line.strip()]
+    if len(delays) != summary["n"]:
+        raise SystemExit(f"{folder}: {len(delays)} log lines but n={summary['n']} in result.json")
+    return summary, delays
 
 
 def _print_summary(result: dict[str, Any]) -> None:

@@ -20,7 +20,7 @@ that behaviour, to tell modelling differences from emulation artefacts:
 - Unschedulable pods wait in FIFO order and are retried whenever a pod finishes (no backoff:
   the emulated scheduler pops its backoff queue whenever its active queue is empty).
 
-Node service itself (FIFO per node, VRAM admission, cold starts) is helper B's
+Node service itself (FIFO per node, VRAM admission, cold starts) is the simulator's
 :class:`~ladts_policy.sim.node_service.NodeServer`, as in the simulator and the emulation.
 """
 
@@ -41,13 +41,32 @@ MIN_FEASIBLE_NODES_TO_FIND = 100
 
 
 class RequestLike(Protocol):
-    """What the model needs of a request."""
+    """What the model needs of a request (read-only attributes)."""
 
-    arrival_s: float
-    model: str
-    steps: int
-    cpu: float
-    memory_gib: float
+    @property
+    def arrival_s(self) -> float:
+        """Arrival time, seconds."""
+        ...
+
+    @property
+    def model(self) -> str:
+        """Model name."""
+        ...
+
+    @property
+    def steps(self) -> int:
+        """Denoising steps."""
+        ...
+
+    @property
+    def cpu(self) -> float:
+        """CPU request, cores."""
+        ...
+
+    @property
+    def memory_gib(self) -> float:
+        """Memory request, GiB."""
+        ...
 
 
 def num_feasible_nodes_to_find(num_nodes: int) -> int:

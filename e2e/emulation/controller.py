@@ -381,7 +381,7 @@ class EmulationController:
     def _watch_loop(self) -> None:
         """List, then watch from the list's resourceVersion; relist on expiry."""
         from kubernetes import watch
-        from kubernetes.client.rest import ApiException
+        from kubernetes.client.exceptions import ApiException
 
         list_fn = self._list_fn()
         rv: str | None = None
@@ -533,7 +533,7 @@ class EmulationController:
 
     def _patch_status(self, rec: PodRecord, body: dict[str, Any]) -> None:
         """Merge-patch the pod's status subresource; a deleted pod is not an error."""
-        from kubernetes.client.rest import ApiException
+        from kubernetes.client.exceptions import ApiException
 
         try:
             self.api.patch_namespaced_pod_status(

@@ -43,7 +43,7 @@ DEFAULT_MAX_PODS = 110
 
 
 def load_cluster(name_or_path: str | Path) -> ClusterConfig:
-    """Load a ``k8s-edge`` scenario (preset name or YAML path) via helper B's loader.
+    """Load a ``k8s-edge`` scenario (preset name or YAML path) via the simulator's scenario loader.
 
     Raises:
         TypeError: The scenario is not a cluster (``k8s-edge``-style) scenario.
@@ -165,7 +165,7 @@ def create_nodes(
     Returns:
         The created node names, in order.
     """
-    from kubernetes.client.rest import ApiException
+    from kubernetes.client.exceptions import ApiException
 
     names = []
     for spec in specs:
@@ -187,7 +187,7 @@ def create_nodes(
 
 def _wait_gone(api: Any, name: str, timeout_s: float) -> None:
     """Wait until Node ``name`` no longer exists."""
-    from kubernetes.client.rest import ApiException
+    from kubernetes.client.exceptions import ApiException
 
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -203,7 +203,7 @@ def _wait_gone(api: Any, name: str, timeout_s: float) -> None:
 
 def delete_nodes(api: Any, names: Iterable[str]) -> None:
     """Delete Nodes by name; missing ones are ignored."""
-    from kubernetes.client.rest import ApiException
+    from kubernetes.client.exceptions import ApiException
 
     for name in names:
         try:
