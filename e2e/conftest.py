@@ -31,6 +31,7 @@ from e2e.controlplane.components import (
 from e2e.controlplane.objects import fake_gpu_node
 from e2e.controlplane.pki import openssl_available
 from e2e.controlplane.processes import ProcessManager
+from e2e.emulation.kwok_stages import write_aigc_stages
 
 E2E_DIR = Path(__file__).parent
 #: Minimum per-test timeout (seconds) when pytest-timeout is installed and a test sets none;
@@ -209,12 +210,20 @@ def kwok(
     e2e_workdir: Path,
     kube_apiserver: ApiServer,
 ) -> Iterator[Kwok]:
-    """kwok (out of cluster) managing Nodes annotated ``kwok.x-k8s.io/node=fake``."""
+    """kwok (out of cluster) managing Nodes annotated ``kwok.x-k8s.io/node=fake``.
+
+    Its pod stages skip AIGC pods (annotation ``ladts.io/model``), whose lifecycle the
+    emulation controller drives, as in the benchmark.
+    """
     require_binaries(e2e_binaries, "kwok", "stages-fast.yaml")
+    (e2e_workdir / "kwok").mkdir(parents=True, exist_ok=True)
+    stages = write_aigc_stages(
+        e2e_binaries.get("stages-fast.yaml"), e2e_workdir / "kwok" / "stages-aigc.yaml"
+    )
     controller = start_kwok(
         e2e_processes,
         e2e_binaries.get("kwok"),
-        e2e_binaries.get("stages-fast.yaml"),
+        stages,
         e2e_workdir / "kwok",
         kube_apiserver.kubeconfig,
     )

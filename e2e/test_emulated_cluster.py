@@ -1,9 +1,9 @@
 """Emulated GPU cluster on the real control plane: scenario nodes, AIGC pod lifecycle, metrics.
 
-Uses the session fixtures of ``e2e/conftest.py`` (apiserver, scheduler, kwok with its stock
-"fast" stages, Prometheus). kwok therefore marks an AIGC pod Running when it is bound; the
-emulation controller refreshes it at the modelled start and completes it at the modelled finish
-(see :mod:`e2e.emulation.controller`). Every wait is readiness-based with a timeout.
+Uses the session fixtures of ``e2e/conftest.py`` (apiserver, scheduler, kwok whose pod stages
+skip AIGC pods, Prometheus). The emulation controller marks an AIGC pod Running at its modelled
+start and Succeeded at its modelled finish (see :mod:`e2e.emulation.controller`); a pod queued
+behind another stays Pending on its node. Every wait is readiness-based with a timeout.
 """
 
 from __future__ import annotations
@@ -37,6 +37,8 @@ from e2e.emulation.scenario_nodes import (
 )
 from e2e.emulation.service import ScenarioService
 from e2e.emulation.state import EmulationState, NodeHardware
+from ladts_operator.metrics_source.parse import per_node_values
+from ladts_operator.metrics_source.queries import DCGM_QUERIES, MetricQuery
 
 NAMESPACE = "default"
 TIME_SCALE = 10.0
@@ -175,10 +177,17 @@ def test_pods_on_one_node_queue_fifo(core_v1: client.CoreV1Api, emulation: Emula
         body["spec"]["nodeSelector"] = {"kubernetes.io/hostname": node}
         core_v1.create_namespaced_pod(NAMESPACE, body)
 
+    queued_while_first_ran = False
+
     def both_done() -> bool:
-        return all(_pod_phase(core_v1, n)[1] == "Succeeded" for n in names)
+        nonlocal queued_while_first_ran
+        (_, first_phase), (second_node, second_phase) = (_pod_phase(core_v1, n) for n in names)
+        if first_phase == "Running" and second_node == node and second_phase == "Pending":
+            queued_while_first_ran = True
+        return first_phase == second_phase == "Succeeded"
 
     wait_until(both_done, "both pods Succeeded", timeout_s=60)
+    assert queued_while_first_ran, "the second pod should wait Pending on the busy node"
     first, second = sorted(
         (r for r in emulation.controller.records() if r.name in names), key=lambda r: r.bind_s
     )
@@ -205,6 +214,24 @@ def _wait_series(prometheus: Prometheus, promql: str, expect: dict[str, float], 
         raise AssertionError(f"{promql}: last result {got}") from err
 
 
+def _wait_operator_values(
+    prometheus: Prometheus, query: MetricQuery, expect: dict[str, float]
+) -> None:
+    """Wait until the operator's parse of ``query`` gives exactly ``expect`` per node."""
+    got: dict[str, float] = {}
+
+    def check() -> bool:
+        got.clear()
+        response = prometheus.query_response(query.promql)
+        got.update({n: s.value for n, s in per_node_values(response, query).items()})
+        return got == expect
+
+    try:
+        wait_until(check, f"{query.name} == {expect}", timeout_s=30)
+    except Exception as err:
+        raise AssertionError(f"{query.name}: last result {got}") from err
+
+
 @pytest.mark.parametrize("host_label", ["Hostname", "hostname"])
 def test_prometheus_scrapes_gpu_metrics_per_node(
     prometheus: Prometheus, emulation: Emulation, host_label: str
@@ -221,9 +248,15 @@ def test_prometheus_scrapes_gpu_metrics_per_node(
         _wait_series(prometheus, f"DCGM_FI_DEV_FB_USED{sel}", {busy: 3584, idle: 0}, host_label)
         free = f"sum by ({host_label}) (DCGM_FI_DEV_FB_FREE{sel})"
         _wait_series(prometheus, free, {busy: 23 * 1024 - 3584, idle: 23 * 1024}, host_label)
-        # The casing-agnostic query the operator uses reaches both exporter generations.
-        either = f'label_replace(DCGM_FI_DEV_FB_USED{sel}, "hostname", "$1", "Hostname", "(.+)")'
-        _wait_series(prometheus, either, {busy: 3584, idle: 0}, "hostname")
+        # The operator's own queries and parser reach both exporter generations (the previous
+        # parametrisation's series of the same GPUs are still within the lookback window).
+        expect = {
+            "gpu_util_pct": {busy: 100, idle: 0},
+            "gpu_mem_used_mib": {busy: 3584, idle: 0},
+            "gpu_mem_free_mib": {busy: 23 * 1024 - 3584, idle: 23 * 1024},
+        }
+        for query in DCGM_QUERIES:
+            _wait_operator_values(prometheus, query, expect[query.name])
         mem = f"node_memory_MemAvailable_bytes{sel}"
         _wait_series(prometheus, mem, {busy: 32 * 2**30, idle: 32 * 2**30}, "node")
     finally:

@@ -300,14 +300,18 @@ class Prometheus:
         """HTTP base URL, e.g. for the operator's Prometheus metrics source."""
         return f"http://{LOOPBACK}:{self.port}"
 
-    def query(self, promql: str) -> list[dict[str, Any]]:
-        """Run an instant query and return ``data.result`` (raises on an API error)."""
+    def query_response(self, promql: str) -> dict[str, Any]:
+        """Run an instant query and return the whole JSON response (raises on an API error)."""
         qs = urllib.parse.urlencode({"query": promql})
         status, body = http_get(f"{self.url}/api/v1/query?{qs}")
-        payload = json.loads(body) if body else {}
+        payload: dict[str, Any] = json.loads(body) if body else {}
         if status != 200 or payload.get("status") != "success":
             raise RuntimeError(f"query {promql!r} failed: HTTP {status} {body[:500]}")
-        return list(payload["data"]["result"])
+        return payload
+
+    def query(self, promql: str) -> list[dict[str, Any]]:
+        """Run an instant query and return ``data.result`` (raises on an API error)."""
+        return list(self.query_response(promql)["data"]["result"])
 
     def set_targets(self, targets: Mapping[str, Sequence[str]], timeout_s: float = 30) -> None:
         """Replace the scrape jobs (job name -> ``host:port`` list) and reload Prometheus."""

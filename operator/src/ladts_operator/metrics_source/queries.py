@@ -42,19 +42,24 @@ class MetricQuery:
 
 
 def _dcgm_by_node(metric: str, aggregation: str) -> str:
-    """Aggregate a dcgm metric per node, accepting both casings of the host label."""
+    """Aggregate a dcgm metric per node, accepting both casings of the host label.
+
+    Each GPU (``UUID``) counts once even when several series report it (two scrape jobs on
+    one exporter, or an exporter pod replaced within Prometheus' 5-minute lookback).
+    """
     upper = f'label_replace({metric}{{Hostname!=""}}, "{NODE_LABEL}", "$1", "Hostname", "(.+)")'
     lower = f'label_replace({metric}{{hostname!=""}}, "{NODE_LABEL}", "$1", "hostname", "(.+)")'
-    return f"{aggregation} by ({NODE_LABEL}) ({upper} or {lower})"
+    per_gpu = f"max by ({NODE_LABEL}, UUID) ({upper} or {lower})"
+    return f"{aggregation} by ({NODE_LABEL}) ({per_gpu})"
 
 
 DCGM_QUERIES: tuple[MetricQuery, ...] = (
     MetricQuery("gpu_util_pct", _dcgm_by_node("DCGM_FI_DEV_GPU_UTIL", "avg"), "%",
-                NodeMatch.HOST_LABEL, "mean over the node's GPUs"),
+                NodeMatch.HOST_LABEL, "mean over the node's GPUs, each GPU once"),
     MetricQuery("gpu_mem_used_mib", _dcgm_by_node("DCGM_FI_DEV_FB_USED", "sum"), "MiB",
-                NodeMatch.HOST_LABEL, "sum over the node's GPUs"),
+                NodeMatch.HOST_LABEL, "sum over the node's GPUs, each GPU once"),
     MetricQuery("gpu_mem_free_mib", _dcgm_by_node("DCGM_FI_DEV_FB_FREE", "sum"), "MiB",
-                NodeMatch.HOST_LABEL, "sum over the node's GPUs"),
+                NodeMatch.HOST_LABEL, "sum over the node's GPUs, each GPU once"),
 )
 """dcgm-exporter queries (discrete NVIDIA GPUs)."""
 
