@@ -521,11 +521,12 @@ class EmulationController:
         if self.state is not None:
             self.state.finish(rec.node, rec.name)
         started = wall - (rec.finish_s - rec.start_s) / self.clock.time_scale
-        self._patch_status(rec, succeeded_status(containers, started, wall))
         if self.annotate:
+            # Annotations first: whoever sees the pod Succeeded also sees its record.
             self.api.patch_namespaced_pod(
                 rec.name, rec.namespace, {"metadata": {"annotations": rec.annotations()}}
             )
+        self._patch_status(rec, succeeded_status(containers, started, wall))
         with self._lock:
             rec.succeeded_patched = True
             self._lock.notify_all()
