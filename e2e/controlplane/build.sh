@@ -164,6 +164,12 @@ build_prometheus() {
 ALL=(prometheus kine kubernetes kwok helm)
 if (($#)); then COMPONENTS=("$@"); else COMPONENTS=("${ALL[@]}"); fi
 
+# The fixtures make their certificates with the openssl command.
+if ! command -v openssl >/dev/null; then
+  log "installing openssl (used by the e2e fixtures for certificates)"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl
+fi
+
 total_start=$(date +%s)
 summary=()
 for c in "${COMPONENTS[@]}"; do
