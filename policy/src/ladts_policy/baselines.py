@@ -5,7 +5,8 @@ Every heuristic is registered under the name users pass to ``ladts evaluate --po
 - ``random``: uniform over schedulable nodes.
 - ``round-robin``: the next schedulable node after the previous choice, per environment.
 - ``capacity-weighted``: random with probability proportional to node capacity.
-- ``least-queue``: fewest unfinished tasks on the node (ties: higher capacity, then random).
+- ``least-queue``: smallest queue (``DecisionView.queue_len_EN``; ties: higher capacity, then
+  random).
 - ``greedy``: minimum expected service delay with full queue knowledge (the paper's Opt-TS).
 - ``spread``: kube-scheduler-like: least requested share of allocatable (ties random).
 - ``local``: always the task's local server (``paper`` preset only).
@@ -117,17 +118,15 @@ class RoundRobinPolicy(_RandomizedPolicy):
 
 
 class LeastQueuePolicy(_RandomizedPolicy):
-    """Fewest unfinished tasks; ties to the faster node, then at random."""
+    """Smallest queue; ties to the faster node, then at random."""
 
     name = "least-queue"
 
     def act(self, view: DecisionView) -> np.ndarray:
-        """Minimise queue length, breaking ties by capacity."""
-        cap_EN = np.where(view.node_mask_EN, view.capacity_EN, 0.0)
-        scale_E1 = np.maximum(cap_EN.max(axis=1, keepdims=True), 1e-12)
-        # Capacity enters only as a tie-breaker: it shifts the cost by less than one task.
-        cost_EN = view.queue_len_EN - 0.5 * cap_EN / scale_E1
-        return _argmin_random_ties(cost_EN, view.node_mask_EN, self.rng)
+        """Minimise queue length, breaking exact ties by capacity (whatever the queue's unit)."""
+        queue_EN = np.where(view.node_mask_EN, view.queue_len_EN, np.inf)
+        shortest_EN = view.node_mask_EN & (queue_EN <= queue_EN.min(axis=1, keepdims=True))
+        return _argmin_random_ties(-view.capacity_EN, shortest_EN, self.rng)
 
 
 class GreedyPolicy(_RandomizedPolicy):

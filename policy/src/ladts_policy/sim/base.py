@@ -34,7 +34,8 @@ class DecisionView:
     steps per second for the task's model). Used by capacity-weighted random."""
 
     queue_len_EN: np.ndarray
-    """float [E, N]: tasks placed on the node and not yet finished, this one excluded."""
+    """float [E, N]: the node's queue, this task excluded: unfinished pods (k8s-edge) or the
+    backlog ``Q + Q̃`` in Gcycles (paper, whose model has no task count)."""
 
     expected_delay_EN: np.ndarray
     """float [E, N], seconds: the service delay this task would get on each node, computed
