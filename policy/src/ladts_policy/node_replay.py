@@ -90,6 +90,10 @@ class Replay:
     placements: dict[str, Placement] = field(default_factory=dict)
     """Per pod UID, the replayed start/finish (with corrected timings)."""
 
+    starts: dict[str, float] = field(default_factory=dict)
+    """Per pod UID, the start the FIFO gives it before any overrun shift (for the head pod
+    with concurrency 1: exactly ``max(bind, last completion)``)."""
+
 
 def scaled_timings(
     timings: Mapping[str, ModelTiming], factor: Callable[[str], float]
@@ -156,6 +160,7 @@ def replay_node(
         task = ServiceTask(pod.model, pod.steps, cpu=pod.cpu, memory_gib=pod.memory_gib)
         at = max(pod.bind_s, origin)
         planned = server.what_if(task, at)
+        replay.starts[pod.uid] = planned.start_s
         if planned.finish_s <= now:
             # Still unfinished although predicted done: it overran; shift it to end soon.
             at += now + overrun_grace_s - planned.finish_s
