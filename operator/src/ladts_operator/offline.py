@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import random
 import time
+from dataclasses import replace
 from typing import Any
 
-from ladts_policy.sim.cluster_config import ClusterConfig, NodeSpec
 from ladts_operator.objects import (
     MODEL_ANNOTATION,
     PROFILE_LABEL,
@@ -25,6 +25,7 @@ from ladts_operator.objects import (
     parse_node,
 )
 from ladts_operator.state import ClusterState
+from ladts_policy.sim.cluster_config import ClusterConfig, NodeSpec
 
 
 def node_object(spec: NodeSpec) -> dict[str, Any]:
@@ -66,12 +67,21 @@ def pod_object(config: ClusterConfig, rng: random.Random, index: int) -> dict[st
     }
 
 
+def scaled_nodes(config: ClusterConfig, count: int) -> list[NodeSpec]:
+    """``count`` nodes cycling through the scenario's nodes (names ``<name>-r<k>``)."""
+    base = config.expand_nodes()
+    if count == len(base):
+        return base
+    return [replace(base[i % len(base)], name=f"{base[i % len(base)].name}-r{i // len(base)}")
+            for i in range(count)]
+
+
 def populate(state: ClusterState, config: ClusterConfig, *, seed: int,
-             now: float | None = None) -> list[NodeSpec]:
+             now: float | None = None, nodes: list[NodeSpec] | None = None) -> list[NodeSpec]:
     """Fill ``state`` with the scenario's nodes and seeded queues; return the nodes."""
     now = time.time() if now is None else now
     rng = random.Random(seed)
-    nodes = config.expand_nodes()
+    nodes = config.expand_nodes() if nodes is None else nodes
     for spec in nodes:
         state.upsert_node(parse_node(node_object(spec)))
     runnable = {spec.name: [m for m in config.models if spec.profile.can_run(m.name)]
