@@ -9,8 +9,6 @@ from pathlib import Path
 import onnx
 import pytest
 
-from ladts_policy.contract import ContractError
-from ladts_policy.policy_contract import KEY_SPEC_HASH, validate_metadata
 from ladts_operator.extender import Extender
 from ladts_operator.objects import parse_node
 from ladts_operator.onnx_policy import OnnxScorer, PolicyLoadError
@@ -18,6 +16,8 @@ from ladts_operator.runtime import PolicyManager
 from ladts_operator.scoring import HeuristicScorer
 from ladts_operator.settings import ServeSettings
 from ladts_operator.untrained_policy import build_untrained_policy, write_untrained_policy
+from ladts_policy.contract import ContractError
+from ladts_policy.policy_contract import KEY_SPEC_HASH, validate_metadata
 
 from .conftest import node, pod
 

@@ -35,9 +35,9 @@ class TraceLog:
 
     def write(self, record: dict[str, Any]) -> None:
         """Append one record; an I/O error is logged and counted, never raised."""
-        line = json.dumps(record, separators=(",", ":"), allow_nan=False, default=str)
         with self._lock:
             try:
+                line = json.dumps(record, separators=(",", ":"), allow_nan=False, default=str)
                 rec = logging.LogRecord("ladts.trace", logging.INFO, "", 0, line, None, None)
                 if self._handler.shouldRollover(rec):
                     self._handler.doRollover()
@@ -45,7 +45,7 @@ class TraceLog:
                 self._handler.stream = stream
                 stream.write(line + "\n")
                 stream.flush()
-            except OSError as exc:
+            except (OSError, ValueError) as exc:
                 self.errors += 1
                 log.error("trace write failed: %s", exc)
 
