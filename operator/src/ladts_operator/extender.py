@@ -505,7 +505,7 @@ class Extender:
                 self.state.upsert_pod(PodObservation(
                     uid=args.pod_uid, namespace=args.pod_namespace, name=args.pod_name,
                     work=work, error=None, node=args.node, bind_s=now, finished=False,
-                    finish_s=None, cpu=cpu, memory_gib=mem))
+                    finish_s=None, cpu=cpu, memory_gib=mem, bind_exact=True))
         if self.trace is not None:
             self.trace.write({"kind": "bind", "time": now, "pod_uid": args.pod_uid,
                               "pod": f"{args.pod_namespace}/{args.pod_name}",

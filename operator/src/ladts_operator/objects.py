@@ -125,6 +125,10 @@ class PodObservation:
     memory_gib: float
     """Sum of container memory requests, GiB."""
 
+    bind_exact: bool = False
+    """``bind_s`` is exact (our bind or our decision annotation), not the PodScheduled
+    condition's one-second resolution."""
+
 
 def _get(obj: Any, *path: str) -> Any:
     for key in path:
@@ -285,6 +289,7 @@ def parse_pod(pod: Any) -> PodObservation:
     node = _get(pod, "spec", "nodeName")
     phase = _get(pod, "status", "phase")
     bind_s = decision_time(annotations)
+    bind_exact = bind_s is not None
     if bind_s is None:
         for cond in _get(pod, "status", "conditions") or []:
             if isinstance(cond, Mapping) and cond.get("type") == "PodScheduled" and cond.get(
@@ -311,4 +316,5 @@ def parse_pod(pod: Any) -> PodObservation:
         finish_s=finish_s,
         cpu=cpu,
         memory_gib=mem,
+        bind_exact=bind_exact,
     )

@@ -18,7 +18,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ladts_operator.objects import (
     PRODUCT_LABEL,
@@ -138,12 +138,14 @@ class ClusterState:
         if old is not None and old != node:
             self._remove_unfinished(pod.uid)
         previous = entry.pods.get(pod.uid)
-        if previous is not None and previous.bind_s is not None:
-            # The first bind time seen is the precise one (our bind, or our decision's
-            # annotation); the PodScheduled condition has one-second resolution.
-            pod = _with_bind(pod, previous.bind_s)
+        if previous is not None and previous.bind_s is not None and (
+            previous.bind_exact or not pod.bind_exact
+        ):
+            # Keep the bind time seen first unless an exact one (our bind or decision
+            # annotation) replaces one from the PodScheduled condition (1 s resolution).
+            pod = _with_bind(pod, previous.bind_s, previous.bind_exact)
         elif pod.bind_s is None:
-            pod = _with_bind(pod, self.clock())
+            pod = _with_bind(pod, self.clock(), False)
         if previous != pod:
             entry.pods[pod.uid] = pod
             entry.version += 1
@@ -285,7 +287,5 @@ class ClusterState:
         return self.nodes.keys()
 
 
-def _with_bind(pod: PodObservation, bind_s: float) -> PodObservation:
-    from dataclasses import replace
-
-    return replace(pod, bind_s=bind_s)
+def _with_bind(pod: PodObservation, bind_s: float, exact: bool) -> PodObservation:
+    return replace(pod, bind_s=bind_s, bind_exact=exact)

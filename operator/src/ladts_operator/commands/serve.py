@@ -80,6 +80,24 @@ def _api_client(settings: ServeSettings) -> Any:
     return client.ApiClient()
 
 
+def connection_info(api_client: Any) -> Any:
+    """kopf credentials from a configured ``kubernetes.client.ApiClient``."""
+    import kopf
+
+    cfg = api_client.configuration
+    auth = cfg.api_key.get("authorization") or cfg.api_key.get("BearerToken")
+    scheme = token = None
+    if auth:
+        parts = str(auth).split(" ", 1)
+        scheme, token = (parts[0], parts[1]) if len(parts) == 2 else (
+            cfg.api_key_prefix.get("authorization", "Bearer"), parts[0])
+    return kopf.ConnectionInfo(
+        server=cfg.host, ca_path=cfg.ssl_ca_cert, insecure=not cfg.verify_ssl,
+        username=cfg.username or None, password=cfg.password or None, scheme=scheme,
+        token=token, certificate_path=cfg.cert_file, private_key_path=cfg.key_file,
+    )
+
+
 async def serve_cluster(settings: ServeSettings) -> None:
     """Serve a real cluster: initial list, then kopf watches, poller and policy watcher."""
     import kopf
@@ -113,6 +131,9 @@ async def serve_cluster(settings: ServeSettings) -> None:
 
     @kopf.on.login(registry=registry)
     def login(**kwargs: Any) -> Any:
+        if settings.kubeconfig:
+            # The client library read KUBECONFIG at import; use the client we built.
+            return connection_info(api_client)
         return kopf.login_via_client(**kwargs)
 
     tasks = [asyncio.create_task(rt.policy.run())]
