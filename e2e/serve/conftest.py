@@ -20,8 +20,9 @@ REPO = Path(__file__).resolve().parents[2]
 class Serve:
     """A ``ladts serve`` child process."""
 
-    def __init__(self, kubeconfig: Path, workdir: Path, *extra: str) -> None:
-        self.port = free_port()
+    def __init__(self, kubeconfig: Path, workdir: Path, *extra: str, port: int | None = None
+                 ) -> None:
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = workdir / f"serve-{self.port}.log"
         env = dict(os.environ)
@@ -75,8 +76,8 @@ class Serve:
 def serve_factory(kubeconfig_path: Path, e2e_workdir: Path) -> Iterator[type]:
     started: list[Serve] = []
 
-    def start(*extra: str) -> Serve:
-        s = Serve(kubeconfig_path, e2e_workdir, *extra)
+    def start(*extra: str, port: int | None = None) -> Serve:
+        s = Serve(kubeconfig_path, e2e_workdir, *extra, port=port)
         started.append(s)
         s.wait_ready()
         return s

@@ -104,7 +104,8 @@ def test_state_bind_restart_and_no_kopf_writes(serve_factory, core_v1, api_clien
         assert live.spec.node_name == decision["node"]
         assert decision["scorer"] == "heuristic:greedy"
     queues = wait_for(lambda: {n: debug_state(serve)["nodes"][n]["queue"] for n in GPU_NODES})
-    assert sorted(sum(queues.values(), [])) == sorted(p.metadata.uid for p in created)
+    queued = [uid for q in queues.values() for uid in q]
+    assert sorted(queued) == sorted(p.metadata.uid for p in created)
 
     # A pod created through the API and bound by someone else appears through the watch.
     other = core_v1.create_namespaced_pod(ns, make_pod("aigc-other"))

@@ -32,6 +32,8 @@ def run(args: argparse.Namespace) -> int:
     settings = load_settings(args)
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # kopf logs every handled event at INFO; keep its warnings and errors only.
+    logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     try:
         asyncio.run(serve_offline(settings) if settings.offline else serve_cluster(settings))
     except KeyboardInterrupt:
@@ -81,7 +83,7 @@ def _api_client(settings: ServeSettings) -> Any:
 
 
 def connection_info(api_client: Any) -> Any:
-    """kopf credentials from a configured ``kubernetes.client.ApiClient``."""
+    """Credentials for kopf from a configured ``kubernetes.client.ApiClient``."""
     import kopf
 
     cfg = api_client.configuration
