@@ -48,7 +48,7 @@ from ladts_operator.telemetry import Telemetry
 from ladts_operator.trace import TraceLog
 from ladts_policy.features import ClusterSnapshot, TaskSpec, encode
 from ladts_policy.node_replay import ObservedNode, replay_node
-from ladts_policy.node_snapshot import NodeFacts, snapshot_from_servers
+from ladts_policy.node_snapshot import NodeFacts, RowCache, snapshot_from_servers
 
 log = logging.getLogger(__name__)
 
@@ -302,6 +302,7 @@ class Extender:
         self.debug_decisions = debug_decisions
         self._warned: OrderedDict[tuple[str, str], None] = OrderedDict()
         self.known_models = {m for p in state.profiles.values() for m in p.timings}
+        self.row_cache = RowCache()
 
     # --- HTTP-facing entry points (never raise) ----------------------------------------
 
@@ -398,12 +399,13 @@ class Extender:
         if scored.chosen is not None:
             self.telemetry.decisions.labels(node=args.names[scored.chosen],
                                             scorer=scored.scorer).inc()
+        # Arrays stay numpy until a trace record or /debug/state needs them as JSON.
         decision.features = {
-            "node_rows": features.node_rows_SF.round(5).tolist(),
-            "task": features.task_T.round(5).tolist(),
-            "global": features.global_G.round(5).tolist(),
+            "node_rows": features.node_rows_SF,
+            "task": features.task_T,
+            "global": features.global_G,
             "mask": mask,
-            "est_delay_s": [_finite(x) for x in snapshot.est_delay_s_N.tolist()],
+            "est_delay_s": snapshot.est_delay_s_N,
         }
         self._remember(decision)
         if self.trace is not None:
@@ -437,7 +439,7 @@ class Extender:
         created_s = timestamp_s(created)
         wait = max(now - created_s, 0.0) if created_s is not None else 0.0
         task = TaskSpec(work.model, work.steps, input_mbit=work.input_mbit, wait_s=wait)
-        return snapshot_from_servers(facts, task, now=now), task
+        return snapshot_from_servers(facts, task, now=now, cache=self.row_cache), task
 
     def _facts(self, name: str, args: ExtenderArgs, now: float) -> NodeFacts:
         entry = self.state.nodes.get(name)
@@ -579,7 +581,7 @@ class Extender:
             "model": task.model,
             "steps": task.steps,
             "nodes": decision.nodes,
-            "features": decision.features,
+            "features": features_json(decision.features),
             "preference": [_finite(x) for x in s.preference_N],
             "scores": decision.scores,
             "chosen": chosen,
@@ -614,10 +616,23 @@ class Extender:
                                                 if d.scored.chosen is not None else None),
                  "scorer": d.scored.scorer, "version": d.scored.version,
                  "seed": d.scored.seed, "fallback": d.scored.fallback,
-                 "features": d.features}
+                 "features": features_json(d.features)}
                 for d in decisions
             ],
         }
+
+
+def features_json(features: Mapping[str, Any]) -> dict[str, Any]:
+    """A decision's features as JSON-ready lists (5 decimals; non-finite as null)."""
+    out: dict[str, Any] = {}
+    for key, value in features.items():
+        if key == "est_delay_s":
+            out[key] = [_finite(x) for x in value.tolist()]
+        elif hasattr(value, "round"):
+            out[key] = value.round(5).tolist()
+        else:
+            out[key] = value
+    return out
 
 
 def _finite(x: float) -> float | None:

@@ -55,6 +55,9 @@ class NodeEntry:
     version: int = 0
     """Bumped on every change, invalidates the cached replay."""
 
+    requested_cache: tuple[int, float] | None = None
+    """(version, requested fraction) last computed."""
+
 
 def resolve_profile(
     labels: Mapping[str, str], profiles: Mapping[str, GpuProfile]
@@ -261,13 +264,17 @@ class ClusterState:
         entry = self.nodes.get(node)
         if entry is None:
             return 0.0
+        if entry.requested_cache is not None and entry.requested_cache[0] == entry.version:
+            return entry.requested_cache[1]
         cpu = sum(p.cpu for p in entry.pods.values())
         mem = sum(p.memory_gib for p in entry.pods.values())
         shares = [
             used / total
             for used, total in ((cpu, entry.obs.cpu), (mem, entry.obs.memory_gib)) if total > 0
         ]
-        return min(sum(shares) / len(shares), 1.0) if shares else 0.0
+        value = min(sum(shares) / len(shares), 1.0) if shares else 0.0
+        entry.requested_cache = (entry.version, value)
+        return value
 
     def invalidate_all(self) -> None:
         """Drop every cached replay (the correction factors changed wholesale)."""

@@ -13,6 +13,7 @@ act on, so a heuristic serves through the same snapshot as the policy.
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -46,6 +47,80 @@ class NodeFacts:
     """Free GPU memory measured by Prometheus, GiB; None: use the server's bookkeeping."""
 
 
+@dataclass(frozen=True)
+class _Row:
+    """What one server says about a (model, steps) task.
+
+    Valid from when it was computed until ``until``, the server's next finish (nothing
+    changes before it).
+    """
+
+    until: float
+    revision: int
+    vram_gib: float
+    vram_free_gib: float
+    queue_len: float
+    running: float
+    busy_until: float
+    concurrency: float
+    resident: bool
+    fits: bool
+    speed: float
+    load_s: float
+    threshold: float
+    cold: bool
+
+
+class RowCache:
+    """Per-server rows reused until the server changes or a pod finishes.
+
+    Keyed weakly by the server object, so a server replaced by a new replay drops out.
+    """
+
+    def __init__(self) -> None:
+        self._rows: weakref.WeakKeyDictionary[NodeServer, dict[str, _Row]] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def row(self, srv: NodeServer, model: str, now: float) -> _Row:
+        """The row of ``srv`` for a task of ``model`` at ``now`` (computed on a miss)."""
+        rows = self._rows.get(srv)
+        if rows is None:
+            rows = self._rows[srv] = {}
+        cached = rows.get(model)
+        if cached is not None and now < cached.until and cached.revision == srv.revision:
+            return cached
+        row = rows[model] = _row(srv, model, now)
+        return row
+
+
+def _row(srv: NodeServer, model: str, now: float) -> _Row:
+    fits = srv.can_run(model)
+    threshold, cold = math.inf, True
+    speed, load = 0.0, math.inf
+    if fits:
+        timing = srv.timings[model]
+        threshold, cold, _ = srv.earliest_start(model)
+        speed = 1.0 / timing.s_per_step if timing.s_per_step > 0 else 0.0
+        load = timing.load_s
+    return _Row(
+        until=srv.next_change(now),
+        revision=srv.revision,
+        vram_gib=srv.vram_gib,
+        vram_free_gib=srv.free_vram_gib(),
+        queue_len=float(srv.queue_len(now)),
+        running=float(srv.running(now)),
+        busy_until=srv.busy_until(),
+        concurrency=float(srv.concurrency),
+        resident=srv.is_loaded(model),
+        fits=fits,
+        speed=speed,
+        load_s=load,
+        threshold=threshold,
+        cold=cold,
+    )
+
+
 def snapshot_from_servers(
     nodes: Sequence[NodeFacts],
     task: TaskSpec,
@@ -53,11 +128,13 @@ def snapshot_from_servers(
     now: float,
     arrival_s: float | None = None,
     pending: int = 0,
+    cache: RowCache | None = None,
 ) -> ClusterSnapshot:
     """Build the snapshot of one decision for ``task`` arriving at ``arrival_s`` (default now).
 
     ``est_delay_s`` is the task's finish (``NodeServer`` FIFO and memory rules, cold start
     included) minus its arrival; ``backlog_s`` is the time until every placed pod is done.
+    ``cache`` reuses per-server rows between decisions (same results, less work).
     """
     arrival = now if arrival_s is None else arrival_s
     n = len(nodes)
@@ -73,28 +150,26 @@ def snapshot_from_servers(
                 cols[name][i] = math.inf
             cols["vram_free_gib"][i] = facts.vram_free_gib or 0.0
             continue
-        cols["vram_gib"][i] = srv.vram_gib
+        row = cache.row(srv, task.model, now) if cache is not None else _row(srv, task.model, now)
+        cols["vram_gib"][i] = row.vram_gib
         cols["vram_free_gib"][i] = (
-            srv.free_vram_gib() if facts.vram_free_gib is None else facts.vram_free_gib
+            row.vram_free_gib if facts.vram_free_gib is None else facts.vram_free_gib
         )
-        cols["queue_len"][i] = srv.queue_len(now)
-        cols["running"][i] = srv.running(now)
-        cols["backlog_s"][i] = max(srv.busy_until() - now, 0.0)
-        cols["concurrency"][i] = srv.concurrency
-        resident[i] = srv.is_loaded(task.model)
-        if not srv.can_run(task.model):
-            for name in ("service_s", "est_delay_s", "load_s"):
-                cols[name][i] = math.inf
+        cols["queue_len"][i] = row.queue_len
+        cols["running"][i] = row.running
+        cols["backlog_s"][i] = max(row.busy_until - now, 0.0)
+        cols["concurrency"][i] = row.concurrency
+        resident[i] = row.resident
+        fits[i] = row.fits
+        cols["speed"][i] = row.speed
+        cols["load_s"][i] = row.load_s
+        if not row.fits:
+            cols["service_s"][i] = cols["est_delay_s"][i] = math.inf
             continue
-        fits[i] = True
-        timing = srv.timings[task.model]
-        threshold, cold, _ = srv.earliest_start(task.model)
         service = srv.service_s(task.model, task.steps, False)
-        cols["speed"][i] = 1.0 / timing.s_per_step if timing.s_per_step > 0 else 0.0
         cols["service_s"][i] = service
-        cols["load_s"][i] = timing.load_s
-        start = max(now, threshold)
-        cols["est_delay_s"][i] = start + service + (timing.load_s if cold else 0.0) - arrival
+        start = max(now, row.threshold)
+        cols["est_delay_s"][i] = start + service + (row.load_s if row.cold else 0.0) - arrival
     arrays = {f"{name}_N": np.asarray(values, dtype=float) for name, values in cols.items()}
     return ClusterSnapshot(
         present_N=np.asarray(present, dtype=bool),
