@@ -303,6 +303,7 @@ class Extender:
         self._warned: OrderedDict[tuple[str, str], None] = OrderedDict()
         self.known_models = {m for p in state.profiles.values() for m in p.timings}
         self.row_cache = RowCache()
+        self._facts_cache: dict[str, tuple[int, Any, NodeFacts]] = {}
 
     # --- HTTP-facing entry points (never raise) ----------------------------------------
 
@@ -455,6 +456,16 @@ class Extender:
         ready = entry.obs.ready and not entry.obs.cordoned
         if entry.profile is None:
             return NodeFacts(server=None, ready=ready)
+        server = self.state.replay(name, now=now).server
+        if self.metrics is None:
+            # Without metrics a node's facts change only with its entry or its replay.
+            cached = self._facts_cache.get(name)
+            if cached is not None and cached[0] == entry.version and cached[1] is server:
+                return cached[2]
+            facts = NodeFacts(server=server, ready=ready,
+                              requested_fraction=self.state.requested_fraction(name))
+            self._facts_cache[name] = (entry.version, server, facts)
+            return facts
         metrics_age, free = 0.0, None
         if self.metrics is not None:
             age = self._metrics_age(name, now)
@@ -467,7 +478,7 @@ class Extender:
                 metrics_age = age
                 free = m.vram_free_gib if m is not None else None
         return NodeFacts(
-            server=self.state.replay(name, now=now).server,
+            server=server,
             ready=ready,
             requested_fraction=self.state.requested_fraction(name),
             metrics_age_s=metrics_age,

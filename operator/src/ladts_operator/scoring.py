@@ -13,7 +13,6 @@ scores stay in ``MIN_SCORE..MAX_SCORE``):
 from __future__ import annotations
 
 import copy
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
@@ -84,19 +83,18 @@ class Scorer(Protocol):
 
 def map_scores(preference_N: Sequence[float], mask_N: Sequence[bool]) -> list[int]:
     """Integer extender scores from preferences (see the module docstring)."""
-    valid = [i for i, ok in enumerate(mask_N) if ok and math.isfinite(preference_N[i])]
-    out = [MIN_SCORE] * len(preference_N)
-    if not valid:
-        return out
-    best = max(valid, key=lambda i: (preference_N[i], -i))
-    top = preference_N[best]
-    for i in valid:
-        if i == best:
-            out[i] = MAX_SCORE
-        elif top > 0:
-            ratio = max(preference_N[i], 0.0) / top
-            out[i] = min(MAX_SCORE - 1, max(MIN_SCORE, math.floor(MAX_SCORE * ratio)))
-    return out
+    pref_N = np.asarray(preference_N, dtype=float)
+    valid_N = np.asarray(mask_N, dtype=bool) & np.isfinite(pref_N)
+    out_N = np.zeros(pref_N.shape[0], dtype=np.int64)
+    if not valid_N.any():
+        return [int(x) for x in out_N]
+    best = int(np.argmax(np.where(valid_N, pref_N, -np.inf)))  # first of equal maxima
+    top = float(pref_N[best])
+    if top > 0:
+        ratio_N = np.floor(MAX_SCORE * np.maximum(np.where(valid_N, pref_N, 0.0), 0.0) / top)
+        out_N = np.where(valid_N, np.clip(ratio_N, MIN_SCORE, MAX_SCORE - 1), 0).astype(np.int64)
+    out_N[best] = MAX_SCORE
+    return [int(x) for x in out_N]
 
 
 class HeuristicScorer:

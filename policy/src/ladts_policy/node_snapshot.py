@@ -47,28 +47,28 @@ class NodeFacts:
     """Free GPU memory measured by Prometheus, GiB; None: use the server's bookkeeping."""
 
 
+_ROW_FIELDS = (
+    "vram_gib", "vram_free_gib", "queue_len", "running", "busy_until", "concurrency",
+    "resident", "fits", "speed", "load_s", "threshold", "cold", "overhead_s", "s_per_step",
+)
+"""Values of a row, in this order (one row per server and model)."""
+
+_NO_SERVER = (0.0, 0.0, 0.0, 0.0, -math.inf, 0.0, 0.0, 0.0, 0.0, math.inf, math.inf, 1.0,
+              math.inf, math.inf)
+"""The row of a node without a server (no GPU profile): nothing fits."""
+
+
 @dataclass(frozen=True)
 class _Row:
-    """What one server says about a (model, steps) task.
+    """What one server says about tasks of one model.
 
     Valid from when it was computed until ``until``, the server's next finish (nothing
-    changes before it).
+    changes before it), while the server's ``revision`` is unchanged.
     """
 
     until: float
     revision: int
-    vram_gib: float
-    vram_free_gib: float
-    queue_len: float
-    running: float
-    busy_until: float
-    concurrency: float
-    resident: bool
-    fits: bool
-    speed: float
-    load_s: float
-    threshold: float
-    cold: bool
+    values: tuple[float, ...]
 
 
 class RowCache:
@@ -82,42 +82,32 @@ class RowCache:
             weakref.WeakKeyDictionary()
         )
 
-    def row(self, srv: NodeServer, model: str, now: float) -> _Row:
-        """The row of ``srv`` for a task of ``model`` at ``now`` (computed on a miss)."""
+    def row(self, srv: NodeServer, model: str, now: float) -> tuple[float, ...]:
+        """The row values of ``srv`` for a task of ``model`` at ``now``."""
         rows = self._rows.get(srv)
         if rows is None:
             rows = self._rows[srv] = {}
         cached = rows.get(model)
         if cached is not None and now < cached.until and cached.revision == srv.revision:
-            return cached
-        row = rows[model] = _row(srv, model, now)
-        return row
+            return cached.values
+        row = rows[model] = _Row(srv.next_change(now), srv.revision, _row(srv, model, now))
+        return row.values
 
 
-def _row(srv: NodeServer, model: str, now: float) -> _Row:
+def _row(srv: NodeServer, model: str, now: float) -> tuple[float, ...]:
+    """One server's facts for a task of ``model`` (``_ROW_FIELDS`` order)."""
     fits = srv.can_run(model)
     threshold, cold = math.inf, True
-    speed, load = 0.0, math.inf
+    speed, load, overhead, per_step = 0.0, math.inf, math.inf, math.inf
     if fits:
         timing = srv.timings[model]
         threshold, cold, _ = srv.earliest_start(model)
         speed = 1.0 / timing.s_per_step if timing.s_per_step > 0 else 0.0
-        load = timing.load_s
-    return _Row(
-        until=srv.next_change(now),
-        revision=srv.revision,
-        vram_gib=srv.vram_gib,
-        vram_free_gib=srv.free_vram_gib(),
-        queue_len=float(srv.queue_len(now)),
-        running=float(srv.running(now)),
-        busy_until=srv.busy_until(),
-        concurrency=float(srv.concurrency),
-        resident=srv.is_loaded(model),
-        fits=fits,
-        speed=speed,
-        load_s=load,
-        threshold=threshold,
-        cold=cold,
+        load, overhead, per_step = timing.load_s, timing.overhead_s, timing.s_per_step
+    return (
+        srv.vram_gib, srv.free_vram_gib(), float(srv.queue_len(now)), float(srv.running(now)),
+        srv.busy_until(), float(srv.concurrency), float(srv.is_loaded(model)), float(fits),
+        speed, load, threshold, float(cold), overhead, per_step,
     )
 
 
@@ -138,64 +128,51 @@ def snapshot_from_servers(
     """
     arrival = now if arrival_s is None else arrival_s
     n = len(nodes)
-    cols: dict[str, list[float]] = {name: [0.0] * n for name in _FLOAT_COLUMNS}
-    present, ready, fits, resident = [False] * n, [False] * n, [False] * n, [False] * n
-    for i, facts in enumerate(nodes):
-        present[i], ready[i] = facts.present, facts.ready
-        cols["requested_fraction"][i] = facts.requested_fraction
-        cols["metrics_age_s"][i] = facts.metrics_age_s
+    rows: list[tuple[float, ...]] = []
+    flags: list[tuple[float, float, float, float, float]] = []
+    model = task.model
+    for facts in nodes:
         srv = facts.server
         if srv is None:
-            for name in ("service_s", "est_delay_s", "load_s"):
-                cols[name][i] = math.inf
-            cols["vram_free_gib"][i] = facts.vram_free_gib or 0.0
-            continue
-        row = cache.row(srv, task.model, now) if cache is not None else _row(srv, task.model, now)
-        cols["vram_gib"][i] = row.vram_gib
-        cols["vram_free_gib"][i] = (
-            row.vram_free_gib if facts.vram_free_gib is None else facts.vram_free_gib
-        )
-        cols["queue_len"][i] = row.queue_len
-        cols["running"][i] = row.running
-        cols["backlog_s"][i] = max(row.busy_until - now, 0.0)
-        cols["concurrency"][i] = row.concurrency
-        resident[i] = row.resident
-        fits[i] = row.fits
-        cols["speed"][i] = row.speed
-        cols["load_s"][i] = row.load_s
-        if not row.fits:
-            cols["service_s"][i] = cols["est_delay_s"][i] = math.inf
-            continue
-        service = srv.service_s(task.model, task.steps, False)
-        cols["service_s"][i] = service
-        start = max(now, row.threshold)
-        cols["est_delay_s"][i] = start + service + (row.load_s if row.cold else 0.0) - arrival
-    arrays = {f"{name}_N": np.asarray(values, dtype=float) for name, values in cols.items()}
+            rows.append(_NO_SERVER)
+        elif cache is not None:
+            rows.append(cache.row(srv, model, now))
+        else:
+            rows.append(_row(srv, model, now))
+        free = facts.vram_free_gib
+        flags.append((facts.present, facts.ready, facts.requested_fraction, facts.metrics_age_s,
+                      math.nan if free is None else free))
+    r = np.array(rows, dtype=float).reshape(n, len(_ROW_FIELDS))
+    f = np.array(flags, dtype=float).reshape(n, 5)
+    col = {name: r[:, j] for j, name in enumerate(_ROW_FIELDS)}
+    fits = col["fits"] > 0
+    cold = col["cold"] > 0
+    with np.errstate(invalid="ignore"):
+        # ModelTiming.service_s (overhead + steps x s/step), for every node at once.
+        service = np.where(fits, col["overhead_s"] + task.steps * col["s_per_step"], np.inf)
+        start = np.maximum(now, col["threshold"])
+        est = np.where(fits, start + service + np.where(cold, col["load_s"], 0.0) - arrival,
+                       np.inf)
+    measured = f[:, 4]
     return ClusterSnapshot(
-        present_N=np.asarray(present, dtype=bool),
-        ready_N=np.asarray(ready, dtype=bool),
-        fits_N=np.asarray(fits, dtype=bool),
-        resident_N=np.asarray(resident, dtype=bool),
+        present_N=f[:, 0] > 0,
+        ready_N=f[:, 1] > 0,
+        fits_N=fits,
+        resident_N=col["resident"] > 0,
+        speed_N=col["speed"].copy(),
+        service_s_N=service,
+        load_s_N=np.where(fits, col["load_s"], np.inf),
+        vram_gib_N=col["vram_gib"].copy(),
+        vram_free_gib_N=np.where(np.isnan(measured), col["vram_free_gib"], measured),
+        queue_len_N=col["queue_len"].copy(),
+        running_N=col["running"].copy(),
+        backlog_s_N=np.maximum(col["busy_until"] - now, 0.0),
+        concurrency_N=col["concurrency"].copy(),
+        requested_fraction_N=f[:, 2].copy(),
+        est_delay_s_N=est,
+        metrics_age_s_N=f[:, 3].copy(),
         pending=pending,
-        **arrays,
     )
-
-
-_FLOAT_COLUMNS = (
-    "speed",
-    "service_s",
-    "load_s",
-    "vram_gib",
-    "vram_free_gib",
-    "queue_len",
-    "running",
-    "backlog_s",
-    "concurrency",
-    "requested_fraction",
-    "est_delay_s",
-    "metrics_age_s",
-)
-"""Float columns of :class:`ClusterSnapshot` filled per node (``<name>_N``)."""
 
 
 def valid_mask(snapshot: ClusterSnapshot) -> np.ndarray:
