@@ -141,6 +141,19 @@ def test_state_bind_restart_and_no_kopf_writes(serve_factory, core_v1, api_clien
         assert after[n]["queue"] == before[n]["queue"]
         assert after[n]["resident"] == before[n]["resident"]
 
+    # A completion seen through the watch leaves the queue and teaches the estimator.
+    node = next(n for n in GPU_NODES if after[n]["queue"])
+    head = after[node]["queue"][0]
+    done = next(p for p in core_v1.list_namespaced_pod(ns).items if p.metadata.uid == head)
+    finished = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    core_v1.patch_namespaced_pod_status(done.metadata.name, ns, {"status": {
+        "phase": "Succeeded", "containerStatuses": [{
+            "name": "c", "image": "client", "imageID": "", "ready": False, "restartCount": 0,
+            "state": {"terminated": {"exitCode": 0, "finishedAt": finished}}}]}})
+    learned = wait_for(lambda: (head not in debug_state(again)["nodes"][node]["queue"]
+                                and debug_state(again)["service_time_correction"].get(node)))
+    assert learned["sd15"]["observations"] == 1.0 and learned["sd15"]["factor"] > 0
+
     # kopf wrote nothing onto any watched pod: only our decision annotation is there.
     for p in core_v1.list_namespaced_pod(ns).items:
         keys = set(p.metadata.annotations or {})
