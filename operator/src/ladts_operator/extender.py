@@ -31,6 +31,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import numpy as np
+
+from ladts_operator import jsonio
+from ladts_operator.columns import MetricsColumns, filter_reason
 from ladts_operator.objects import (
     MODEL_ANNOTATION,
     BadAnnotation,
@@ -48,7 +52,14 @@ from ladts_operator.telemetry import Telemetry
 from ladts_operator.trace import TraceLog
 from ladts_policy.features import ClusterSnapshot, TaskSpec, encode
 from ladts_policy.node_replay import ObservedNode, replay_node
-from ladts_policy.node_snapshot import NodeFacts, RowCache, snapshot_from_servers
+from ladts_policy.node_snapshot import (
+    FLAG_FIELDS,
+    NO_SERVER_ROW,
+    ROW_FIELDS,
+    NodeFacts,
+    row_values,
+    snapshot_from_rows,
+)
 
 log = logging.getLogger(__name__)
 
@@ -185,8 +196,8 @@ def parse_json(raw: bytes, max_bytes: int) -> Any:
     if len(raw) > max_bytes:
         raise RequestError(413, "too_large", f"body of {len(raw)} bytes exceeds {max_bytes}")
     try:
-        return json.loads(raw)
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        return jsonio.loads(raw)
+    except jsonio.DecodeError as exc:
         raise RequestError(400, "bad_json", f"body is not JSON: {exc}") from None
 
 
@@ -219,7 +230,8 @@ def parse_extender_args(data: Any) -> ExtenderArgs:
             nodes[name] = item
         names = list(nodes)
     elif raw_names is not None:
-        if not isinstance(raw_names, list) or not all(isinstance(n, str) for n in raw_names):
+        # set(map(type, ...)) walks the list in C: a 500-name check costs microseconds.
+        if not isinstance(raw_names, list) or not set(map(type, raw_names)) <= {str}:
             raise RequestError(400, "bad_type", "NodeNames must be a list of strings")
         names = list(dict.fromkeys(raw_names))
     else:
@@ -302,8 +314,7 @@ class Extender:
         self.debug_decisions = debug_decisions
         self._warned: OrderedDict[tuple[str, str], None] = OrderedDict()
         self.known_models = {m for p in state.profiles.values() for m in p.timings}
-        self.row_cache = RowCache()
-        self._facts_cache: dict[str, tuple[int, Any, NodeFacts]] = {}
+        self._metric_cols = MetricsColumns(state.columns)
 
     # --- HTTP-facing entry points (never raise) ----------------------------------------
 
@@ -341,56 +352,73 @@ class Extender:
             reason = f"ladts: {exc}"
             return filter_result(args, [], {}, {n: reason for n in args.names})
         now = self.clock()
-        passing: list[str] = []
-        failed: dict[str, str] = {}
+        names = args.names
+        cols = self.state.columns
+        idx_N = cols.lookup(names)
+        known_N = idx_N >= 0
+        cols.refresh_nodes(idx_N[known_N])
+        # Nodes the watch delivered are judged from the cached verdicts; the rest (never
+        # seen, or only from a bound pod) one by one from the request.
+        fast_N = known_N.copy()
+        fast_N[known_N] = cols.seen_C[idx_N[known_N]]
+        reason_N = np.full(len(names), None, dtype=object)
+        reason_N[fast_N] = cols.filter_reasons(work.model, idx_N[fast_N])
         unresolvable: dict[str, str] = {}
-        for name in args.names:
-            obs, entry_profile, note = self._node(name, args)
-            if obs is None:
+        slow_pass_N = np.zeros(len(names), dtype=bool)
+        unknown_N = np.zeros(len(names), dtype=bool)
+        for k in np.flatnonzero(~fast_N).tolist():
+            obs, profile, note = self._node(names[k], args)
+            if obs is None:  # passes, and is scored 0 (never rejected)
                 self.telemetry.fallbacks.labels(reason="unknown_node").inc()
-                passing.append(name)
+                unknown_N[k] = slow_pass_N[k] = True
                 continue
-            if obs.cordoned:
-                unresolvable[name] = "node is cordoned (spec.unschedulable)"
-            elif not obs.ready:
-                unresolvable[name] = "node is not Ready"
-            elif entry_profile is None:
-                unresolvable[name] = note
-            elif work.model not in entry_profile.timings:
-                unresolvable[name] = (
-                    f"model {work.model} has no timings in GPU profile {entry_profile.name}"
-                )
-            elif not entry_profile.can_run(work.model):
-                need = entry_profile.timings[work.model].memory_gib
-                unresolvable[name] = (
-                    f"model {work.model} needs {need:g} GiB GPU memory, profile "
-                    f"{entry_profile.name} has {entry_profile.vram_gib:g} GiB usable"
-                )
-            elif self.require_fresh_metrics and self._metrics_age(name, now) > self.metrics_ttl_s:
-                age = self._metrics_age(name, now)
-                shown = "never seen" if math.isinf(age) else f"{age:.0f} s old"
-                failed[name] = f"metrics stale ({shown}, TTL {self.metrics_ttl_s:g} s)"
+            verdict = filter_reason(obs, profile, note, work.model)
+            if verdict is None:
+                slow_pass_N[k] = True
             else:
-                passing.append(name)
+                unresolvable[names[k]] = verdict
+        pass_N = (fast_N & (reason_N == None)) | slow_pass_N  # noqa: E711 (elementwise)
+        for k in np.flatnonzero(fast_N & ~pass_N).tolist():
+            unresolvable[names[k]] = reason_N[k]
+        failed: dict[str, str] = {}
+        if self.require_fresh_metrics and self.metrics is not None:
+            age_N = self._metrics_ages(names, idx_N, now)
+            for k in np.flatnonzero(pass_N & ~unknown_N & (age_N > self.metrics_ttl_s)).tolist():
+                age = float(age_N[k])
+                shown = "never seen" if math.isinf(age) else f"{age:.0f} s old"
+                failed[names[k]] = f"metrics stale ({shown}, TTL {self.metrics_ttl_s:g} s)"
+                pass_N[k] = False
+        passing = [names[k] for k in np.flatnonzero(pass_N).tolist()]
         return filter_result(args, passing, failed, unresolvable)
+
+    def _metrics_ages(self, names: list[str], idx_N: np.ndarray, now: float) -> np.ndarray:
+        """Age of each node's newest sample, s (inf: never seen; 0 without metrics)."""
+        ages = np.zeros(idx_N.shape[0])
+        if self.metrics is None:
+            return ages
+        known = idx_N >= 0
+        stamp_K, _ = self._metric_cols.arrays(self.metrics, idx_N[known])
+        ages[known] = np.where(np.isnan(stamp_K), np.inf, np.maximum(now - stamp_K, 0.0))
+        for k in np.flatnonzero(~known).tolist():
+            ages[k] = self._metrics_age(names[k], now)
+        return ages
 
     # --- prioritize ------------------------------------------------------------------
 
     def prioritize(self, args: ExtenderArgs) -> list[dict[str, Any]]:
         """``HostPriorityList`` for a parsed request."""
         annotations = pod_annotations(args.pod)
-        neutral = [{"Host": n, "Score": 0} for n in args.names]
         if MODEL_ANNOTATION not in annotations or not args.names:
-            return neutral
+            return [{"Host": n, "Score": 0} for n in args.names]
         try:
             work = self._work(annotations)
         except BadAnnotation as exc:
             self._bad_annotation(args.pod, str(exc))
-            return neutral
+            return [{"Host": n, "Score": 0} for n in args.names]
         now = self.clock()
         snapshot, task = self.snapshot(args, work, now=now)
         features = encode(snapshot, task, node_slots=snapshot.num_nodes)
-        mask = [bool(x) for x in features.node_mask_S]
+        mask = features.node_mask_S.tolist()
         self.decision_count += 1
         scored = self._score(snapshot, task, features, args.names)
         scores = map_scores(scored.preference_N, mask)
@@ -433,57 +461,56 @@ class Extender:
         self, args: ExtenderArgs, work: PodWork, *, now: float
     ) -> tuple[ClusterSnapshot, TaskSpec]:
         """The features' view of this decision over the request's nodes."""
-        facts: list[NodeFacts] = []
-        for name in args.names:
-            facts.append(self._facts(name, args, now))
+        names = args.names
+        cols = self.state.columns
+        idx_N = cols.lookup(names)
+        known_N = idx_N >= 0
+        idx_K = idx_N[known_N]
+        cols.refresh_nodes(idx_K)
+        known_N[known_N] = cols.present_C[idx_K]  # a deleted node reads as unknown
+        idx_K = idx_N[known_N]
+        rows_NR = np.empty((len(names), len(ROW_FIELDS)))
+        flags_NF = np.empty((len(names), len(FLAG_FIELDS)))
+        rows_NR[known_N] = cols.rows(work.model, idx_K, now)
+        flags_NF[known_N] = cols.flags(idx_K)
+        if self.metrics is not None:
+            self._apply_metrics(flags_NF, known_N, idx_K, cols.has_profile_C[idx_K], now)
+        for k in np.flatnonzero(~known_N).tolist():
+            facts = self._facts(names[k], args, now)
+            rows_NR[k] = (NO_SERVER_ROW if facts.server is None
+                          else row_values(facts.server, work.model, now))
+            flags_NF[k] = (1.0, float(facts.ready), 0.0, 0.0, math.nan)
         created = _ci_get(args.pod, "metadata", "creationTimestamp")
         created_s = timestamp_s(created)
         wait = max(now - created_s, 0.0) if created_s is not None else 0.0
         task = TaskSpec(work.model, work.steps, input_mbit=work.input_mbit, wait_s=wait)
-        return snapshot_from_servers(facts, task, now=now, cache=self.row_cache), task
+        return snapshot_from_rows(rows_NR, flags_NF, task, now=now), task
+
+    def _apply_metrics(self, flags_NF: np.ndarray, known_N: np.ndarray, idx_K: np.ndarray,
+                       scored_K: np.ndarray, now: float) -> None:
+        """Fill metrics age and free GPU memory of known nodes; count missing and stale."""
+        stamp_K, free_K = self._metric_cols.arrays(self.metrics, idx_K)
+        missing_K = np.isnan(stamp_K)
+        age_K = np.where(missing_K, np.inf, np.maximum(now - stamp_K, 0.0))
+        stale_K = ~missing_K & (age_K > self.metrics_ttl_s)
+        fresh_K = ~missing_K & ~stale_K
+        for reason, hit_K in (("missing_metrics", missing_K), ("stale_metrics", stale_K)):
+            count = int((hit_K & scored_K).sum())
+            if count:
+                self.telemetry.fallbacks.labels(reason=reason).inc(count)
+        flags_NF[known_N, 3] = np.where(fresh_K, age_K, 0.0)
+        flags_NF[known_N, 4] = np.where(fresh_K, free_K, np.nan)
 
     def _facts(self, name: str, args: ExtenderArgs, now: float) -> NodeFacts:
-        entry = self.state.nodes.get(name)
-        if entry is None:
-            obs, profile, _ = self._node(name, args)
-            if obs is None or profile is None:
-                return NodeFacts(server=None, ready=False)
-            # Seen only in the request: an idle node of its profile.
-            server = replay_node(
-                ObservedNode(obs.concurrency, profile.vram_gib, profile.timings,
-                             resident=obs.declared_resident), now=now).server
-            return NodeFacts(server=server, ready=obs.ready and not obs.cordoned)
-        ready = entry.obs.ready and not entry.obs.cordoned
-        if entry.profile is None:
-            return NodeFacts(server=None, ready=ready)
-        server = self.state.replay(name, now=now).server
-        if self.metrics is None:
-            # Without metrics a node's facts change only with its entry or its replay.
-            cached = self._facts_cache.get(name)
-            if cached is not None and cached[0] == entry.version and cached[1] is server:
-                return cached[2]
-            facts = NodeFacts(server=server, ready=ready,
-                              requested_fraction=self.state.requested_fraction(name))
-            self._facts_cache[name] = (entry.version, server, facts)
-            return facts
-        metrics_age, free = 0.0, None
-        if self.metrics is not None:
-            age = self._metrics_age(name, now)
-            if math.isinf(age):
-                self.telemetry.fallbacks.labels(reason="missing_metrics").inc()
-            elif age > self.metrics_ttl_s:
-                self.telemetry.fallbacks.labels(reason="stale_metrics").inc()
-            else:
-                m = self.metrics.node_metrics(name)
-                metrics_age = age
-                free = m.vram_free_gib if m is not None else None
-        return NodeFacts(
-            server=server,
-            ready=ready,
-            requested_fraction=self.state.requested_fraction(name),
-            metrics_age_s=metrics_age,
-            vram_free_gib=free,
-        )
+        """A node the state store does not hold: read from the request, if it carries it."""
+        obs, profile, _ = self._node(name, args)
+        if obs is None or profile is None:
+            return NodeFacts(server=None, ready=False)
+        # Seen only in the request: an idle node of its profile.
+        server = replay_node(
+            ObservedNode(obs.concurrency, profile.vram_gib, profile.timings,
+                         resident=obs.declared_resident), now=now).server
+        return NodeFacts(server=server, ready=obs.ready and not obs.cordoned)
 
     # --- bind ------------------------------------------------------------------------
 

@@ -116,7 +116,11 @@ class OnnxScorer:
         self.load_failures = 0
         self.last_error: str | None = None
         self._lock = threading.Lock()
-        self._latents: dict[tuple[str, int], dict[str, np.ndarray]] = {}
+        # Warm-start latents per task class: rows of one array per class, by node slot.
+        self._latents: dict[tuple[str, int], np.ndarray] = {}
+        self._slot: dict[str, int] = {}
+        self._last_names: list[str] | None = None
+        self._last_slots = np.zeros(0, dtype=np.int64)
         self._loaded = self._load()
 
     def _load(self) -> _Loaded:
@@ -159,6 +163,32 @@ class OnnxScorer:
         log.info("policy reloaded: %s version %s", loaded.stamp.resolved, self.version)
         return True
 
+    def _slots(self, names: list[str]) -> np.ndarray:
+        """int64 [N]: each node's row in the latent arrays (the last list is remembered)."""
+        if self._last_names is not None and names == self._last_names:
+            return self._last_slots
+        slot = self._slot
+        for name in names:
+            if name not in slot:
+                slot[name] = len(slot)
+        self._last_names = list(names)
+        self._last_slots = np.fromiter((slot[n] for n in names), dtype=np.int64,
+                                       count=len(names))
+        return self._last_slots
+
+    def _memory(self, key: tuple[str, int], lat: int) -> np.ndarray:
+        """The task class's latents [slots, L], grown with zeros for new nodes."""
+        memory = self._latents.get(key)
+        rows = max(len(self._slot), 1)
+        if memory is None or memory.shape[1] != lat:
+            memory = np.zeros((rows, lat), dtype=np.float32)
+        elif memory.shape[0] < rows:
+            memory = np.concatenate(
+                [memory, np.zeros((max(rows, 2 * memory.shape[0]) - memory.shape[0], lat),
+                                  dtype=np.float32)])
+        self._latents[key] = memory
+        return memory
+
     def _failed(self, message: str, current: FileStamp | None) -> bool:
         if message != self.last_error:
             self.load_failures += 1
@@ -185,10 +215,9 @@ class OnnxScorer:
         noise = np.random.default_rng(seed).standard_normal((1, k, n, lat), dtype=np.float32)
         names = node_names or [str(i) for i in range(n)]
         key = (task.model, steps_bucket(task.steps))
-        memory = self._latents.get(key, {})
-        zeros = np.zeros(lat, dtype=np.float32)
-        latent_start = np.stack([memory.get(name, zeros) for name in names])[None] if n else (
-            np.zeros((1, 0, lat), dtype=np.float32))
+        slots_N = self._slots(names)
+        memory = self._memory(key, lat)
+        latent_start = memory[slots_N][None]
         feeds = {
             "node_features": features.node_rows_SF[None, :n],
             "node_mask": features.node_mask_S[None, :n],
@@ -201,7 +230,7 @@ class OnnxScorer:
         probs_N = np.asarray(probs[0], dtype=float)
         if not np.all(np.isfinite(probs_N)):
             raise FloatingPointError("policy returned non-finite probabilities")
-        self._latents[key] = {name: latent[0, i] for i, name in enumerate(names)}
+        memory[slots_N] = latent[0]
         mask = features.node_mask_S[:n]
         chosen = int(np.argmax(np.where(mask, probs_N, -np.inf))) if mask.any() else None
         return Scored(probs_N.tolist(), chosen, self.name, self.version, seed=seed)

@@ -96,6 +96,8 @@ class PrometheusPoller:
         self._metrics: dict[str, NodeMetrics] = {}
         self._client: Any = None
         self.last_error: str | None = None
+        self.generation = 0
+        """Bumped by every poll that stored values (the extender re-reads its columns then)."""
 
     def _connect(self) -> Any:
         import requests
@@ -137,6 +139,7 @@ class PrometheusPoller:
             fresh[node] = NodeMetrics(sample.value / 1024.0, sample.timestamp_s)
         with self._lock:
             self._metrics.update(fresh)
+            self.generation += 1
 
     def refresh_ages(self, now: float) -> None:
         """Publish each node's metric age."""

@@ -87,14 +87,14 @@ def map_scores(preference_N: Sequence[float], mask_N: Sequence[bool]) -> list[in
     valid_N = np.asarray(mask_N, dtype=bool) & np.isfinite(pref_N)
     out_N = np.zeros(pref_N.shape[0], dtype=np.int64)
     if not valid_N.any():
-        return [int(x) for x in out_N]
+        return list(out_N.tolist())
     best = int(np.argmax(np.where(valid_N, pref_N, -np.inf)))  # first of equal maxima
     top = float(pref_N[best])
     if top > 0:
         ratio_N = np.floor(MAX_SCORE * np.maximum(np.where(valid_N, pref_N, 0.0), 0.0) / top)
         out_N = np.where(valid_N, np.clip(ratio_N, MIN_SCORE, MAX_SCORE - 1), 0).astype(np.int64)
     out_N[best] = MAX_SCORE
-    return [int(x) for x in out_N]
+    return list(out_N.tolist())
 
 
 class HeuristicScorer:
@@ -107,6 +107,7 @@ class HeuristicScorer:
         self.heuristic = heuristic
         self._policy: SchedulingPolicy = make_policy(heuristic)
         self._policy.reset(num_envs=1, num_nodes=1, seed=seed)
+        self._ranker: SchedulingPolicy = copy.deepcopy(self._policy)
 
     @property
     def name(self) -> str:
@@ -143,9 +144,23 @@ class HeuristicScorer:
             mask_N[pick] = False
             if rank == 0:
                 chosen = pick
-                # Later ranks must not advance a stateful heuristic's memory (round-robin).
-                policy = copy.deepcopy(self._policy)
+                # Later ranks must not advance a stateful heuristic's memory (round-robin):
+                # they ask a copy, synced to the policy's state after its real pick.
+                policy = self._ranker_after(self._policy)
         return Scored(preference, chosen, self.name, self.version)
+
+
+    def _ranker_after(self, policy: SchedulingPolicy) -> SchedulingPolicy:
+        """The ranking copy with ``policy``'s state (cheaper than a deepcopy per decision)."""
+        ranker = self._ranker
+        for key, value in vars(policy).items():
+            if isinstance(value, np.random.Generator):
+                getattr(ranker, key).bit_generator.state = value.bit_generator.state
+            elif isinstance(value, np.ndarray):
+                setattr(ranker, key, value.copy())
+            else:
+                setattr(ranker, key, copy.deepcopy(value))
+        return ranker
 
 
 def _with_mask(view: DecisionView, mask_N: np.ndarray) -> DecisionView:

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
+from ladts_operator import jsonio
 from ladts_operator.extender import (
     BindArgs,
     Extender,
@@ -41,7 +42,7 @@ READY_KEY: web.AppKey[Callable[[], tuple[bool, str]]] = web.AppKey("ready")
 
 
 def _json(status: int, body: Any) -> web.Response:
-    return web.Response(status=status, body=json.dumps(body, allow_nan=False).encode(),
+    return web.Response(status=status, body=jsonio.dumps(body),
                         content_type="application/json")
 
 

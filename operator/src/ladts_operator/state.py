@@ -9,7 +9,9 @@ which restarts at 1 and relearns from the next completions.
 
 Each node's :class:`~ladts_policy.sim.node_service.NodeServer` is rebuilt from that state
 with :func:`ladts_policy.node_replay.replay_node` and cached until the node's pods change or
-a pod overruns its predicted finish.
+a pod overruns its predicted finish. Every change of a node marks its row of the snapshot
+columns (:class:`~ladts_operator.columns.NodeColumns`) for recomputation, so a decision reads
+whole-cluster arrays and recomputes only the nodes that changed.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
+from ladts_operator.columns import NodeColumns
 from ladts_operator.objects import (
     PRODUCT_LABEL,
     PROFILE_LABEL,
@@ -100,6 +103,8 @@ class ClusterState:
         self.synced = False
         self._replays: dict[str, tuple[int, float, Replay]] = {}  # node -> (version, valid, r)
         self.on_completion: list[Callable[[PodObservation, float, float], None]] = []
+        self.columns = NodeColumns(self)
+        """The decision snapshot's columns as arrays, refreshed per changed node."""
 
     # --- nodes -----------------------------------------------------------------------
 
@@ -111,7 +116,7 @@ class ClusterState:
             entry = self.nodes[obs.name] = NodeEntry(obs=obs, profile=profile, profile_note=note)
         else:
             entry.obs, entry.profile, entry.profile_note = obs, profile, note
-        entry.version += 1
+        self._bump(entry)
         return entry
 
     def delete_node(self, name: str) -> None:
@@ -122,6 +127,7 @@ class ClusterState:
                 self.pod_node.pop(uid, None)
         self._replays.pop(name, None)
         self.corrector.forget_node(name)
+        self.columns.mark(name)
 
     # --- pods ------------------------------------------------------------------------
 
@@ -151,7 +157,7 @@ class ClusterState:
             pod = _with_bind(pod, self.clock(), False)
         if previous != pod:
             entry.pods[pod.uid] = pod
-            entry.version += 1
+            self._bump(entry)
         self.pod_node[pod.uid] = node
 
     def delete_pod(self, uid: str) -> None:
@@ -173,7 +179,7 @@ class ClusterState:
         if node is not None and node in self.nodes:
             entry = self.nodes[node]
             if entry.pods.pop(uid, None) is not None:
-                entry.version += 1
+                self._bump(entry)
 
     def _finish(self, pod: PodObservation) -> None:
         node = pod.node
@@ -190,7 +196,7 @@ class ClusterState:
         entry.completions.sort()
         horizon = max(finish, self.clock()) - self.completed_retention_s
         entry.completions = [c for c in entry.completions if c[0] >= horizon]
-        entry.version += 1
+        self._bump(entry)
 
     def _learn(self, entry: NodeEntry, pod: PodObservation, finish: float) -> None:
         """Feed the corrector: observed run time vs the profile's prediction for this pod."""
@@ -279,6 +285,24 @@ class ClusterState:
     def invalidate_all(self) -> None:
         """Drop every cached replay (the correction factors changed wholesale)."""
         self._replays.clear()
+        self.columns.mark_all()
+
+    def replay_valid_until(self, node: str, now: float) -> float:
+        """Until when what the node's cached replay says at ``now`` holds.
+
+        The next predicted start or finish after ``now`` (a queued pod that starts changes
+        the running count even when no pod finishes then), capped by the replay's validity.
+        """
+        cached = self._replays.get(node)
+        if cached is None:
+            return -math.inf
+        starts = [pl.start_s for pl in cached[2].placements.values() if pl.start_s > now]
+        return min(cached[1], *starts) if starts else cached[1]
+
+    def _bump(self, entry: NodeEntry) -> None:
+        """The node changed: its cached replay and its snapshot columns are out of date."""
+        entry.version += 1
+        self.columns.mark(entry.obs.name)
 
     def summary(self) -> dict[str, object]:
         """Counts for /metrics and /debug/state."""

@@ -47,15 +47,18 @@ class NodeFacts:
     """Free GPU memory measured by Prometheus, GiB; None: use the server's bookkeeping."""
 
 
-_ROW_FIELDS = (
+ROW_FIELDS = (
     "vram_gib", "vram_free_gib", "queue_len", "running", "busy_until", "concurrency",
     "resident", "fits", "speed", "load_s", "threshold", "cold", "overhead_s", "s_per_step",
 )
 """Values of a row, in this order (one row per server and model)."""
 
-_NO_SERVER = (0.0, 0.0, 0.0, 0.0, -math.inf, 0.0, 0.0, 0.0, 0.0, math.inf, math.inf, 1.0,
-              math.inf, math.inf)
+NO_SERVER_ROW = (0.0, 0.0, 0.0, 0.0, -math.inf, 0.0, 0.0, 0.0, 0.0, math.inf, math.inf, 1.0,
+                 math.inf, math.inf)
 """The row of a node without a server (no GPU profile): nothing fits."""
+
+FLAG_FIELDS = ("present", "ready", "requested_fraction", "metrics_age_s", "vram_free_gib")
+"""Per-node facts besides the row, in this order (``vram_free_gib`` NaN: use the row's)."""
 
 
 @dataclass(frozen=True)
@@ -90,12 +93,15 @@ class RowCache:
         cached = rows.get(model)
         if cached is not None and now < cached.until and cached.revision == srv.revision:
             return cached.values
-        row = rows[model] = _Row(srv.next_change(now), srv.revision, _row(srv, model, now))
+        row = rows[model] = _Row(srv.next_change(now), srv.revision, row_values(srv, model, now))
         return row.values
 
 
-def _row(srv: NodeServer, model: str, now: float) -> tuple[float, ...]:
-    """One server's facts for a task of ``model`` (``_ROW_FIELDS`` order)."""
+def row_values(srv: NodeServer, model: str, now: float) -> tuple[float, ...]:
+    """One server's facts for a task of ``model`` (``ROW_FIELDS`` order).
+
+    Unchanged until ``srv.next_change(now)`` while ``srv.revision`` is unchanged.
+    """
     fits = srv.can_run(model)
     threshold, cold = math.inf, True
     speed, load, overhead, per_step = 0.0, math.inf, math.inf, math.inf
@@ -134,17 +140,37 @@ def snapshot_from_servers(
     for facts in nodes:
         srv = facts.server
         if srv is None:
-            rows.append(_NO_SERVER)
+            rows.append(NO_SERVER_ROW)
         elif cache is not None:
             rows.append(cache.row(srv, model, now))
         else:
-            rows.append(_row(srv, model, now))
+            rows.append(row_values(srv, model, now))
         free = facts.vram_free_gib
         flags.append((facts.present, facts.ready, facts.requested_fraction, facts.metrics_age_s,
                       math.nan if free is None else free))
-    r = np.array(rows, dtype=float).reshape(n, len(_ROW_FIELDS))
-    f = np.array(flags, dtype=float).reshape(n, 5)
-    col = {name: r[:, j] for j, name in enumerate(_ROW_FIELDS)}
+    r = np.array(rows, dtype=float).reshape(n, len(ROW_FIELDS))
+    f = np.array(flags, dtype=float).reshape(n, len(FLAG_FIELDS))
+    return snapshot_from_rows(r, f, task, now=now, arrival_s=arrival, pending=pending)
+
+
+def snapshot_from_rows(
+    rows_NR: np.ndarray,
+    flags_NF: np.ndarray,
+    task: TaskSpec,
+    *,
+    now: float,
+    arrival_s: float | None = None,
+    pending: int = 0,
+) -> ClusterSnapshot:
+    """The snapshot from row values (``ROW_FIELDS`` columns) and facts (``FLAG_FIELDS``).
+
+    The one assembly of :func:`snapshot_from_servers` (which builds the matrices from
+    servers) and of the operator's column store (which keeps them as arrays between
+    decisions, ``ladts_operator/columns.py``); all arithmetic is over whole columns.
+    """
+    arrival = now if arrival_s is None else arrival_s
+    r, f = rows_NR, flags_NF
+    col = {name: r[:, j] for j, name in enumerate(ROW_FIELDS)}
     fits = col["fits"] > 0
     cold = col["cold"] > 0
     with np.errstate(invalid="ignore"):

@@ -4,8 +4,11 @@ For each node count, a server process builds the offline state (the scenario's n
 to that count, seeded queues) and serves the real aiohttp extender on 127.0.0.1; this process
 sends filter then prioritize for a fresh AIGC pod of the scenario's mix, one request at a
 time as kube-scheduler's serial scheduling cycle does, with node names only
-(``nodeCacheCapable``). It prints p50/p99 per verb and requests/s, per scorer. The run is
-invalid (exit status 1) if any answer is not 200 or lacks a node, or nothing completed.
+(``nodeCacheCapable``). It prints p50/p99 per verb and requests/s, per scorer, and the
+server's CPU time per request (from ``/proc/<pid>/stat``, Linux only; ``nan`` elsewhere): on
+a machine shared with other work the latencies include waiting for a core, the CPU time
+does not. The run is invalid (exit status 1) if any answer is not 200 or lacks a node, or
+nothing completed.
 """
 
 from __future__ import annotations
@@ -13,7 +16,9 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import math
 import multiprocessing as mp
+import os
 import random
 import statistics
 import sys
@@ -66,6 +71,16 @@ def _serve(scenario: str, nodes: int, seed: int, policy: str | None, port_q: Any
         await asyncio.Event().wait()
 
     asyncio.run(main())
+
+
+def _cpu_s(pid: int | None) -> float:
+    """User + system CPU seconds of a process so far (nan where /proc is not readable)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return math.nan
 
 
 def _measure(port: int, names: list[str], scenario: str, seed: int,
@@ -130,7 +145,7 @@ def run(args: argparse.Namespace) -> int:
 
             policy_file = str(write_untrained_policy(Path(tmp) / "untrained.onnx"))
         print(f"{'nodes':>6} {'scorer':<18} {'filter p50':>10} {'p99':>7} "
-              f"{'prio p50':>9} {'p99':>7} {'req/s':>8} {'errors':>6}")
+              f"{'prio p50':>9} {'p99':>7} {'req/s':>8} {'srv cpu/req':>11} {'errors':>6}")
         for count in counts:
             names = [n.name for n in scaled_nodes(config, count)]
             for scorer in scorers:
@@ -141,7 +156,10 @@ def run(args: argparse.Namespace) -> int:
                 proc.start()
                 try:
                     port, served = q.get(timeout=120)
+                    cpu0 = _cpu_s(proc.pid)
                     row = _measure(port, names, args.scenario, args.seed, args.duration)
+                    row["server_cpu_ms_per_req"] = (
+                        1e3 * (_cpu_s(proc.pid) - cpu0) / max(row["requests"], 1))
                 finally:
                     proc.terminate()
                     proc.join(10)
@@ -154,6 +172,7 @@ def run(args: argparse.Namespace) -> int:
                 print(f"{count:>6} {served:<18} {row['filter_p50_ms']:>8.2f}ms "
                       f"{row['filter_p99_ms']:>5.2f}ms {row['prioritize_p50_ms']:>7.2f}ms "
                       f"{row['prioritize_p99_ms']:>5.2f}ms {row['req_per_s']:>8.0f} "
+                      f"{row['server_cpu_ms_per_req']:>9.2f}ms "
                       f"{row['errors']:>6}", flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2))
