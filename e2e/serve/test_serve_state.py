@@ -135,7 +135,8 @@ def test_state_bind_restart_and_no_kopf_writes(serve_factory, core_v1, api_clien
 
     # A restarted operator rebuilds the same queues and residency from the API.
     serve.stop()
-    again = serve_factory()
+    trace = tmp_path / "trace.jsonl"
+    again = serve_factory("--trace-path", str(trace))
     after = {n: debug_state(again)["nodes"][n] for n in GPU_NODES}
     for n in GPU_NODES:
         assert after[n]["queue"] == before[n]["queue"]
@@ -153,6 +154,19 @@ def test_state_bind_restart_and_no_kopf_writes(serve_factory, core_v1, api_clien
     learned = wait_for(lambda: (head not in debug_state(again)["nodes"][node]["queue"]
                                 and debug_state(again)["service_time_correction"].get(node)))
     assert learned["sd15"]["observations"] == 1.0 and learned["sd15"]["factor"] > 0
+
+    # The service delay (creation -> finish) is in the trace's completion record, and a
+    # process restarted on the same trace has the same service-time factors.
+    done_records = [json.loads(line) for line in trace.read_text().splitlines()
+                    if '"completion"' in line]
+    assert [r["pod_uid"] for r in done_records] == [head]
+    created = done.metadata.creation_timestamp.timestamp()
+    assert done_records[0]["service_delay_s"] == pytest.approx(
+        done_records[0]["finish_s"] - created)
+    factors = debug_state(again)["service_time_correction"]
+    again.stop()
+    third = serve_factory("--trace-path", str(trace))
+    assert debug_state(third)["service_time_correction"] == factors
 
     # kopf wrote nothing onto any watched pod: only our decision annotation is there.
     for p in core_v1.list_namespaced_pod(ns).items:

@@ -545,7 +545,8 @@ class Extender:
                 self.state.upsert_pod(PodObservation(
                     uid=args.pod_uid, namespace=args.pod_namespace, name=args.pod_name,
                     work=work, error=None, node=args.node, bind_s=now, finished=False,
-                    finish_s=None, cpu=cpu, memory_gib=mem, bind_exact=True))
+                    finish_s=None, cpu=cpu, memory_gib=mem, bind_exact=True,
+                    created_s=timestamp_s(_ci_get(pod, "metadata", "creationTimestamp"))))
         if self.trace is not None:
             self.trace.write({"kind": "bind", "time": now, "pod_uid": args.pod_uid,
                               "pod": f"{args.pod_namespace}/{args.pod_name}",

@@ -129,6 +129,9 @@ class PodObservation:
     """``bind_s`` is exact (our bind or our decision annotation), not the PodScheduled
     condition's one-second resolution."""
 
+    created_s: float | None = None
+    """``metadata.creationTimestamp`` (Unix s): the service delay runs from here to finish."""
+
 
 def _get(obj: Any, *path: str) -> Any:
     for key in path:
@@ -317,4 +320,5 @@ def parse_pod(pod: Any) -> PodObservation:
         cpu=cpu,
         memory_gib=mem,
         bind_exact=bind_exact,
+        created_s=timestamp_s(_get(meta, "creationTimestamp")),
     )

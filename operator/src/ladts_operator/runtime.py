@@ -17,9 +17,9 @@ from ladts_operator.extender import BindArgs, EventSink, Extender, MetricsView
 from ladts_operator.onnx_policy import OnnxScorer, PolicyLoadError
 from ladts_operator.scoring import HeuristicScorer
 from ladts_operator.settings import ServeSettings
-from ladts_operator.state import ClusterState
+from ladts_operator.state import ClusterState, Completion
 from ladts_operator.telemetry import Telemetry
-from ladts_operator.trace import TraceLog
+from ladts_operator.trace import TraceLog, completion_record, read_records, restore_corrector
 from ladts_policy.service_estimate import ServiceTimeCorrector
 from ladts_policy.sim.cluster_config import GpuProfile
 from ladts_policy.sim.cluster_schema import builtin_gpu_profiles, parse_profiles_document, read_yaml
@@ -136,17 +136,22 @@ def build_runtime(
         max_body_bytes=settings.max_body_bytes, debug_decisions=settings.debug_decisions,
     )
     if trace is not None:
-        def completion(pod: object, observed: float, predicted: float) -> None:
-            from ladts_operator.objects import PodObservation
+        restored = restore_corrector(
+            state.corrector, read_records(trace.path, settings.trace_backups))
+        if restored:
+            log.info("service-time factors rebuilt from %d trace records of %s", restored,
+                     trace.path)
 
-            assert isinstance(pod, PodObservation)
-            trace.write({"kind": "completion", "time": time.time(), "pod_uid": pod.uid,
-                         "pod": f"{pod.namespace}/{pod.name}", "node": pod.node,
-                         "model": pod.work.model if pod.work else None,
-                         "observed_s": observed, "predicted_s": predicted})
+        def completion(done: Completion) -> None:
+            trace.write(completion_record(done, now=time.time()))
             telemetry.trace_records.labels(kind="completion").inc()
 
+        def node_deleted(name: str) -> None:
+            trace.write({"kind": "node_deleted", "time": time.time(), "node": name})
+            telemetry.trace_records.labels(kind="node_deleted").inc()
+
         state.on_completion.append(completion)
+        state.on_node_deleted.append(node_deleted)
     policy = PolicyManager(settings, extender)
     return Runtime(settings, state, extender, policy, trace)
 

@@ -3,9 +3,9 @@
 Fed by the kopf handlers (or the offline simulator); read by the extender. Everything in it
 is rebuilt from a list of nodes and pods after a restart: the node facts and GPU profiles,
 each node's FIFO of unfinished AIGC pods in bind order, its last completion and the models
-its completions show loaded. The only thing learned over time that a restart resets is the
-service-time correction (:class:`~ladts_policy.service_estimate.ServiceTimeCorrector`),
-which restarts at 1 and relearns from the next completions.
+its completions show loaded. What is learned over time, the service-time correction
+(:class:`~ladts_policy.service_estimate.ServiceTimeCorrector`), is rebuilt from the
+completions of the trace log on disk (:func:`ladts_operator.trace.restore_corrector`).
 
 Each node's :class:`~ladts_policy.sim.node_service.NodeServer` is rebuilt from that state
 with :func:`ladts_policy.node_replay.replay_node` and cached until the node's pods change or
@@ -34,6 +34,38 @@ from ladts_policy.service_estimate import ServiceTimeCorrector
 from ladts_policy.sim.cluster_config import GpuProfile
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Completion:
+    """A pod that finished on a node the store was tracking it on (what the trace records)."""
+
+    pod: PodObservation
+    """The pod (its ``created_s`` and ``bind_s``)."""
+
+    node: str
+    """Where it ran."""
+
+    model: str
+    """Its model."""
+
+    start_s: float
+    """Its replayed start (exact for concurrency 1: max(bind, previous completion))."""
+
+    finish_s: float
+    """When its containers terminated."""
+
+    observed_s: float
+    """``finish_s - start_s``: the service time the node delivered."""
+
+    predicted_s: float
+    """The profile's service time for it (warm time, plus load when the replay had it cold)."""
+
+    @property
+    def service_delay_s(self) -> float | None:
+        """Creation to finish (what LAD-TS minimises), None when the creation time is unknown."""
+        created = self.pod.created_s
+        return None if created is None else self.finish_s - created
 
 
 @dataclass
@@ -102,7 +134,8 @@ class ClusterState:
         self.finished: set[str] = set()  # uids already counted as finished
         self.synced = False
         self._replays: dict[str, tuple[int, float, Replay]] = {}  # node -> (version, valid, r)
-        self.on_completion: list[Callable[[PodObservation, float, float], None]] = []
+        self.on_completion: list[Callable[[Completion], None]] = []
+        self.on_node_deleted: list[Callable[[str], None]] = []
         self.columns = NodeColumns(self)
         """The decision snapshot's columns as arrays, refreshed per changed node."""
 
@@ -128,6 +161,8 @@ class ClusterState:
         self._replays.pop(name, None)
         self.corrector.forget_node(name)
         self.columns.mark(name)
+        for hook in self.on_node_deleted:
+            hook(name)
 
     # --- pods ------------------------------------------------------------------------
 
@@ -208,11 +243,13 @@ class ClusterState:
         if placement is None or timing is None:
             return
         predicted = timing.service_s(pod.work.steps) + (timing.load_s if placement.cold else 0)
-        observed = finish - replay.starts[pod.uid]
+        start = replay.starts[pod.uid]
+        observed = finish - start
         self.corrector.observe(entry.obs.name, pod.work.model,
                                observed_s=observed, predicted_s=predicted)
+        done = Completion(pod, entry.obs.name, pod.work.model, start, finish, observed, predicted)
         for hook in self.on_completion:
-            hook(pod, observed, predicted)
+            hook(done)
 
     # --- reading ---------------------------------------------------------------------
 
