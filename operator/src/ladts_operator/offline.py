@@ -6,10 +6,20 @@ from the group's resident models), fed to the state store through the same parse
 cluster's. Each node gets a seeded queue of 0-3 unfinished pods of models it can run, bound in
 the last few seconds, so the scorer has queues to weigh. Pods for requests come from
 :func:`pod_object` (the scenario's model mix and step ranges).
+
+Time passes (:class:`OfflineCluster`): every pod finishes at the finish the node's replayed
+server predicts for it when it is first seen (the same ``NodeServer`` rules the scorer
+reads), driven by wall time. A seeded background pod is replaced, when it finishes, by a new
+one of the scenario's mix bound to the same node at that instant, so each node keeps its
+seeded queue length (a steady state for the benchmark and for a user's curl session); a pod
+bound through ``/bind`` finishes and leaves. Completions go through the state store like a
+real cluster's, so residency, the trace and the service-time estimator see them.
 """
 
 from __future__ import annotations
 
+import asyncio
+import heapq
 import random
 import time
 from dataclasses import replace
@@ -96,7 +106,78 @@ def populate(state: ClusterState, config: ClusterConfig, *, seed: int,
                 uid=f"offline-{index}", namespace="offline", name=f"queued-{index}",
                 work=PodWork(model.name, rng.randint(*model.steps)), error=None,
                 node=spec.name, bind_s=now - rng.uniform(0.0, 5.0), finished=False,
-                finish_s=None, cpu=model.cpu, memory_gib=model.memory_gib))
+                finish_s=None, cpu=model.cpu, memory_gib=model.memory_gib,
+                created_s=now - 5.0))
             index += 1
     state.synced = True
     return nodes
+
+
+BACKGROUND_PREFIX = "offline-"
+"""UID prefix of the seeded background pods (replaced when they finish)."""
+
+
+class OfflineCluster:
+    """Finishes the offline state's pods as wall time passes (see the module docstring)."""
+
+    def __init__(self, state: ClusterState, config: ClusterConfig, *, seed: int,
+                 tick_s: float = 0.25) -> None:
+        self.state = state
+        self.config = config
+        self.tick_s = tick_s
+        self.rng = random.Random(seed + 1_000_003)
+        self.finished = 0
+        self._heap: list[tuple[float, str]] = []  # (predicted finish, uid)
+        self._known: set[str] = set()
+        self._next = 0
+
+    def advance(self, now: float) -> int:
+        """Finish every pod predicted done by ``now``; return how many finished."""
+        state = self.state
+        for uid in state.pod_node.keys() - self._known:
+            node = state.pod_node[uid]
+            entry = state.nodes.get(node)
+            if entry is None or entry.profile is None:
+                continue  # never runs (no profile): it stays queued, as in a cluster
+            # Replayed as of the node's earliest bind, before any pod could have overrun:
+            # the finish the FIFO gives it, not one shifted by a late tick.
+            earliest = min(p.bind_s or now for p in entry.pods.values())
+            placement = state.replay(node, now=earliest, cache=False).placements.get(uid)
+            if placement is not None:
+                heapq.heappush(self._heap, (placement.finish_s, uid))
+                self._known.add(uid)
+        done = 0
+        while self._heap and self._heap[0][0] <= now:
+            finish, uid = heapq.heappop(self._heap)
+            self._known.discard(uid)
+            node = state.pod_node.get(uid, "")
+            if not node:
+                continue  # deleted, or finished by other means
+            pod = state.nodes[node].pods[uid]
+            state.upsert_pod(replace(pod, finished=True, finish_s=finish))
+            done += 1
+            if uid.startswith(BACKGROUND_PREFIX):
+                self._replace(node, finish)
+        self.finished += done
+        return done
+
+    def _replace(self, node: str, at: float) -> None:
+        profile = self.state.nodes[node].profile
+        runnable = [m for m in self.config.models
+                    if profile is not None and profile.can_run(m.name)]
+        if not runnable:
+            return
+        model = self.rng.choice(runnable)
+        self._next += 1
+        uid = f"{BACKGROUND_PREFIX}r{self._next}"
+        self.state.upsert_pod(PodObservation(
+            uid=uid, namespace="offline", name=f"background-{self._next}",
+            work=PodWork(model.name, self.rng.randint(*model.steps)), error=None, node=node,
+            bind_s=at, finished=False, finish_s=None, cpu=model.cpu,
+            memory_gib=model.memory_gib, bind_exact=True, created_s=at))
+
+    async def run(self) -> None:
+        """Advance with wall time every ``tick_s`` until cancelled."""
+        while True:
+            self.advance(time.time())
+            await asyncio.sleep(self.tick_s)

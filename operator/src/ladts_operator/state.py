@@ -268,8 +268,11 @@ class ClusterState:
         learned = [model for _, model in entry.completions]
         return tuple(dict.fromkeys(reversed([*entry.obs.declared_resident, *learned])))[::-1]
 
-    def replay(self, node: str, *, now: float) -> Replay:
+    def replay(self, node: str, *, now: float, cache: bool = True) -> Replay:
         """The node's rebuilt server at ``now`` (cached; see the module docstring).
+
+        ``cache=False`` computes it afresh and leaves the cache alone (for a ``now`` in the
+        past, whose replay must not stand in for the present one).
 
         Raises:
             KeyError: unknown node or a node without a GPU profile.
@@ -278,7 +281,7 @@ class ClusterState:
         if entry.profile is None:
             raise KeyError(f"node {node} has no GPU profile")
         cached = self._replays.get(node)
-        if cached is not None and cached[0] == entry.version and now < cached[1]:
+        if cache and cached is not None and cached[0] == entry.version and now < cached[1]:
             return cached[2]
         last = entry.completions[-1][0] if entry.completions else None
         observed = ObservedNode(
@@ -298,8 +301,9 @@ class ClusterState:
             factor=lambda model: self.corrector.factor(node, model),
             overrun_grace_s=self.overrun_grace_s,
         )
-        valid = min((pl.finish_s for pl in result.placements.values()), default=math.inf)
-        self._replays[node] = (entry.version, valid, result)
+        if cache:
+            valid = min((pl.finish_s for pl in result.placements.values()), default=math.inf)
+            self._replays[node] = (entry.version, valid, result)
         return result
 
     def requested_fraction(self, node: str) -> float:

@@ -49,7 +49,7 @@ def _serve(scenario: str, nodes: int, seed: int, policy: str | None, port_q: Any
 
     from aiohttp import web
 
-    from ladts_operator.offline import populate, scaled_nodes
+    from ladts_operator.offline import OfflineCluster, populate, scaled_nodes
     from ladts_operator.runtime import OfflineBinder, build_runtime
     from ladts_operator.server import build_app
     from ladts_operator.settings import ServeSettings
@@ -60,6 +60,7 @@ def _serve(scenario: str, nodes: int, seed: int, policy: str | None, port_q: Any
     settings = ServeSettings(policy=policy, offline=scenario, offline_seed=seed)
     rt = build_runtime(settings, profiles=config.gpu_profiles)
     populate(rt.state, config, seed=seed, nodes=scaled_nodes(config, nodes))
+    cluster = OfflineCluster(rt.state, config, seed=seed)
 
     async def main() -> None:
         runner = web.AppRunner(build_app(rt.extender, OfflineBinder(rt.state), rt.ready),
@@ -67,8 +68,10 @@ def _serve(scenario: str, nodes: int, seed: int, policy: str | None, port_q: Any
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
+        clock = asyncio.create_task(cluster.run())  # pods finish and are replaced
         port_q.put((runner.addresses[0][1], rt.extender.scorer.name))
         await asyncio.Event().wait()
+        clock.cancel()
 
     asyncio.run(main())
 

@@ -53,7 +53,7 @@ async def _start_http(app: Any, host: str, port: int) -> Any:
 
 async def serve_offline(settings: ServeSettings) -> None:
     """Serve over a simulated cluster of ``settings.offline``."""
-    from ladts_operator.offline import populate
+    from ladts_operator.offline import OfflineCluster, populate
     from ladts_operator.runtime import OfflineBinder, build_runtime
     from ladts_operator.server import build_app
     from ladts_policy.sim.scenario import load_scenario
@@ -62,11 +62,14 @@ async def serve_offline(settings: ServeSettings) -> None:
     rt = build_runtime(settings, profiles=config.gpu_profiles)
     nodes = populate(rt.state, config, seed=settings.offline_seed)
     log.info("offline cluster %s: %d nodes", settings.offline, len(nodes))
+    cluster = OfflineCluster(rt.state, config, seed=settings.offline_seed)
     runner = await _start_http(build_app(rt.extender, OfflineBinder(rt.state), rt.ready),
                                settings.host, settings.port)
+    clock = asyncio.create_task(cluster.run())
     try:
         await rt.policy.run()
     finally:
+        clock.cancel()
         await runner.cleanup()
 
 
