@@ -2,10 +2,11 @@
 
 Covers the node mappings of docs/serving.md: dcgm-exporter's ``Hostname`` and ``hostname``
 (a two-GPU node among them), a node-exporter served per node whose ``instance`` host is the
-node's InternalIP, and a kube-prometheus style job that relabels ``instance`` to the node
-name. Then Prometheus is stopped mid-test: the poll fails, the last good values stay with
-their own timestamps, and once they are older than the TTL the extender scores from API
-state, counts the fallback and keeps answering.
+node's InternalIP, a kube-prometheus style job that relabels ``instance`` to the node
+name, and a model server's residency series (``residency_query``). Then Prometheus is
+stopped mid-test: the poll fails, the last good values stay with their own timestamps, and
+once they are older than the TTL the extender scores from API state, counts the fallback
+and keeps answering.
 """
 
 from __future__ import annotations
@@ -85,6 +86,9 @@ def exporters():
         "lower": Exporter("127.0.0.1", dcgm("hostname", "m-lower", [2048.0])),
         "by-ip": Exporter("127.0.0.2", node_exporter(8.0)),
         "kube-prometheus": Exporter("127.0.0.1", node_exporter(12.0)),
+        # The model server of m-ip (instance host = its InternalIP) reports what it holds.
+        "model-server": Exporter("127.0.0.2", 'ladts_model_loaded{model="sd15"} 1\n'
+                                              'ladts_model_loaded{model="sdxl"} 0\n'),
     }
     yield started
     for e in started.values():
@@ -119,14 +123,21 @@ def test_poller_maps_every_exporter_and_survives_prometheus_stopping(
 
     telemetry = Telemetry()
     settings = ServeSettings(prometheus_url=prom.url, prometheus_timeout_s=2.0,
-                             metrics_ttl_s=30.0)
-    poller = PrometheusPoller(settings, telemetry, nodes)
+                             metrics_ttl_s=30.0, residency_query="ladts_model_loaded")
+    poller = PrometheusPoller(settings, telemetry, nodes,
+                              residency_sink=state.set_metric_residency)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         poller.poll_once()
-        if all(poller.node_metrics(n) for n in ("m-dcgm", "m-lower", "m-ip", "m-kp")):
+        if all(poller.node_metrics(n) for n in ("m-dcgm", "m-lower", "m-ip", "m-kp")) and (
+                poller.node_residency("m-ip")):
             break
         time.sleep(0.5)
+    # Residency: mapped by instance address like node-exporter, fed to the state store.
+    assert poller.node_residency("m-ip")[0] == ("sd15",)
+    assert poller.node_residency("m-dcgm") is None
+    poller.apply_residency(time.time())
+    assert state.resident("m-ip") == ("sd15",) and state.resident("m-dcgm") == ()
     free = {n: poller.node_metrics(n) for n in ("m-dcgm", "m-lower", "m-ip", "m-kp")}
     assert free["m-dcgm"].vram_free_gib == pytest.approx(4000 / 1024)  # both GPUs, summed
     assert free["m-lower"].vram_free_gib == pytest.approx(2.0)

@@ -643,6 +643,8 @@ class Extender:
                 "profile_note": entry.profile_note,
                 "queue": [p.uid for p in self.state.queue(name)],
                 "resident": list(self.state.resident(name)),
+                "resident_from_metrics": (list(entry.metric_resident)
+                                          if entry.metric_resident is not None else None),
             }
         return {
             "summary": self.state.summary(),

@@ -14,6 +14,12 @@ Node mapping (``docs/serving.md``): dcgm series by ``Hostname``/``hostname`` (th
 Free GPU memory per node: dcgm ``gpu_mem_free_mib`` (sum over GPUs) where present; on
 unified-memory nodes (no dcgm series) node-exporter's ``mem_available_bytes``.
 
+Model residency (``residency_query``, off by default): one series per (node, model) with
+value > 0 when the node's model server holds the model; the models named by
+``residency_model_label`` per node, with the newest sample timestamp, are handed to the
+state store after each poll (``residency_sink``) while fresh, and withdrawn (``None``) once
+older than ``metrics_ttl_s``, when the store falls back to completions and the annotation.
+
 Failures: a poll that fails keeps the last good values (each keeps its own timestamp, so
 they age out after ``metrics_ttl_s`` and the extender falls back to API state, counted).
 """
@@ -84,12 +90,57 @@ def per_node(result: list[dict[str, Any]], value_result: list[dict[str, Any]] | 
     return out
 
 
+def per_node_models(
+    values: list[dict[str, Any]], stamps: list[dict[str, Any]], model_label: str,
+    node_names: set[str], node_by_ip: Mapping[str, str],
+) -> dict[str, tuple[tuple[str, ...], float]]:
+    """``{node: (models with value > 0, sorted; newest sample timestamp)}`` of a residency query.
+
+    ``stamps`` is ``timestamp(q)``'s result, paired with ``values`` by their labels.
+    A node whose series are all 0 maps to no models (its server holds none); series without
+    a node or a model label are ignored.
+    """
+    def key(series: Mapping[str, Any]) -> frozenset[tuple[str, str]]:
+        # timestamp() drops __name__, so pair by the other labels.
+        labels = series.get("metric") or {}
+        return frozenset((k, v) for k, v in labels.items() if k != "__name__")
+
+    when: dict[frozenset[tuple[str, str]], float] = {}
+    for series in stamps:
+        try:
+            when[key(series)] = float(series["value"][1])
+        except (KeyError, IndexError, TypeError, ValueError):
+            continue
+    models: dict[str, set[str]] = {}
+    newest: dict[str, float] = {}
+    for series in values:
+        labels = series.get("metric") or {}
+        node = node_of(labels, node_names, node_by_ip)
+        model = labels.get(model_label)
+        stamp = when.get(key(series))
+        try:
+            value = float(series["value"][1])
+        except (KeyError, IndexError, TypeError, ValueError):
+            continue
+        if node is None or not model or stamp is None or not math.isfinite(value):
+            continue
+        loaded = models.setdefault(node, set())
+        if value > 0:
+            loaded.add(model)
+        newest[node] = max(newest.get(node, -math.inf), stamp)
+    return {node: (tuple(sorted(m)), newest[node]) for node, m in models.items()}
+
+
 class PrometheusPoller:
     """Keeps the last good per-node metrics (implements ``extender.MetricsView``)."""
 
     def __init__(self, settings: ServeSettings, telemetry: Telemetry,
-                 nodes: Callable[[], tuple[set[str], dict[str, str]]]) -> None:
+                 nodes: Callable[[], tuple[set[str], dict[str, str]]],
+                 residency_sink: Callable[[str, tuple[str, ...] | None], None] | None = None,
+                 ) -> None:
         self.settings = settings
+        self.residency_sink = residency_sink
+        self._resident: dict[str, tuple[tuple[str, ...], float]] = {}
         self.telemetry = telemetry
         self.nodes = nodes
         self._lock = threading.Lock()
@@ -119,6 +170,21 @@ class PrometheusPoller:
         with self._lock:
             return self._metrics.get(node)
 
+    def node_residency(self, node: str) -> tuple[tuple[str, ...], float] | None:
+        """Last good (loaded models, sample timestamp) of a node, None when never seen."""
+        with self._lock:
+            return self._resident.get(node)
+
+    def apply_residency(self, now: float) -> None:
+        """Hand each node's fresh residency to the sink; withdraw it once stale."""
+        if self.residency_sink is None:
+            return
+        with self._lock:
+            known = dict(self._resident)
+        for node, (models, stamp) in known.items():
+            fresh = now - stamp <= self.settings.metrics_ttl_s
+            self.residency_sink(node, models if fresh else None)
+
     def _query(self, q: MetricQuery, names: set[str], by_ip: dict[str, str]) -> dict[str, Sample]:
         values = self._client.custom_query(q.promql, timeout=self.settings.prometheus_timeout_s)
         stamps = self._client.custom_query(f"timestamp({q.promql})",
@@ -137,8 +203,17 @@ class PrometheusPoller:
             fresh[node] = NodeMetrics(sample.value / 1024.0**3, sample.timestamp_s)
         for node, sample in gpu.items():
             fresh[node] = NodeMetrics(sample.value / 1024.0, sample.timestamp_s)
+        resident = {}
+        if self.settings.residency_query:
+            q = self.settings.residency_query
+            timeout = self.settings.prometheus_timeout_s
+            resident = per_node_models(
+                self._client.custom_query(q, timeout=timeout),
+                self._client.custom_query(f"timestamp({q})", timeout=timeout),
+                self.settings.residency_model_label, names, by_ip)
         with self._lock:
             self._metrics.update(fresh)
+            self._resident.update(resident)
             self.generation += 1
 
     def refresh_ages(self, now: float) -> None:
@@ -161,4 +236,5 @@ class PrometheusPoller:
                     log.warning("Prometheus poll failed (keeping last values): %s", exc)
                 self.last_error = str(exc)
             self.refresh_ages(time.time())
+            self.apply_residency(time.time())  # in the loop: the state is not thread-safe
             await asyncio.sleep(self.settings.prometheus_interval_s)

@@ -82,6 +82,16 @@ class ServeSettings:
     """Filter out nodes whose metrics are older than metrics_ttl_s ('stale metrics') instead
     of scoring them from API state; only sensible with a reliable Prometheus."""
 
+    residency_query: str | None = None
+    """PromQL instant query for the models each node's model server has loaded: one series
+    per (node, model), value > 0 when loaded, the model named by label residency_model_label,
+    series mapped to nodes like the other metrics (Hostname/hostname, node, instance); e.g.
+    'ladts_model_loaded'. A fresh answer (within metrics_ttl_s) replaces the resident set
+    learned from completions and the node annotation. Unset: no residency from Prometheus."""
+
+    residency_model_label: str = "model"
+    """Label of residency_query's series that holds the model name."""
+
     policy_threads: int = 1
     """onnxruntime intra-op threads (1 keeps latency steady beside kube-scheduler)."""
 

@@ -87,6 +87,9 @@ class NodeEntry:
     completions: list[tuple[float, str]] = field(default_factory=list)
     """(finish time, model) of pods finished here within the retention window."""
 
+    metric_resident: tuple[str, ...] | None = None
+    """Models the node's model server reports loaded (Prometheus, fresh), None: unknown."""
+
     version: int = 0
     """Bumped on every change, invalidates the cached replay."""
 
@@ -261,12 +264,29 @@ class ClusterState:
         return sorted(entry.pods.values(), key=lambda p: (p.bind_s or 0.0, p.uid))
 
     def resident(self, node: str) -> tuple[str, ...]:
-        """Models believed loaded: declared by the node, then completed here (LRU first)."""
+        """Models believed loaded, least recently used first.
+
+        The model server's fresh Prometheus report when there is one, else the node's
+        declared models, then those completed here.
+        """
         entry = self.nodes.get(node)
         if entry is None:
             return ()
         learned = [model for _, model in entry.completions]
-        return tuple(dict.fromkeys(reversed([*entry.obs.declared_resident, *learned])))[::-1]
+        order = tuple(dict.fromkeys(reversed([*entry.obs.declared_resident, *learned])))[::-1]
+        metric = entry.metric_resident
+        if metric is None:
+            return order
+        # The model server's own report wins; completions only order it (LRU first).
+        seen = [m for m in order if m in metric]
+        return (*[m for m in metric if m not in seen], *seen)
+
+    def set_metric_residency(self, node: str, models: tuple[str, ...] | None) -> None:
+        """The models a node's model server reports loaded (None: no fresh report)."""
+        entry = self.nodes.get(node)
+        if entry is not None and entry.metric_resident != models:
+            entry.metric_resident = models
+            self._bump(entry)
 
     def replay(self, node: str, *, now: float, cache: bool = True) -> Replay:
         """The node's rebuilt server at ``now`` (cached; see the module docstring).

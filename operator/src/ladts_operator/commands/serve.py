@@ -125,7 +125,8 @@ async def serve_cluster(settings: ServeSettings) -> None:
             return ({e.obs.name for e in entries},
                     {e.obs.internal_ip: e.obs.name for e in entries if e.obs.internal_ip})
 
-        poller = PrometheusPoller(settings, rt.extender.telemetry, nodes)
+        poller = PrometheusPoller(settings, rt.extender.telemetry, nodes,
+                                  residency_sink=rt.state.set_metric_residency)
         rt.extender.metrics = poller
         poller_box.append(poller)
     assert isinstance(rt.extender.telemetry, Telemetry)
