@@ -13,7 +13,6 @@ act on, so a heuristic serves through the same snapshot as the policy.
 from __future__ import annotations
 
 import math
-import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -61,46 +60,11 @@ FLAG_FIELDS = ("present", "ready", "requested_fraction", "metrics_age_s", "vram_
 """Per-node facts besides the row, in this order (``vram_free_gib`` NaN: use the row's)."""
 
 
-@dataclass(frozen=True)
-class _Row:
-    """What one server says about tasks of one model.
-
-    Valid from when it was computed until ``until``, the server's next finish (nothing
-    changes before it), while the server's ``revision`` is unchanged.
-    """
-
-    until: float
-    revision: int
-    values: tuple[float, ...]
-
-
-class RowCache:
-    """Per-server rows reused until the server changes or a pod finishes.
-
-    Keyed weakly by the server object, so a server replaced by a new replay drops out.
-    """
-
-    def __init__(self) -> None:
-        self._rows: weakref.WeakKeyDictionary[NodeServer, dict[str, _Row]] = (
-            weakref.WeakKeyDictionary()
-        )
-
-    def row(self, srv: NodeServer, model: str, now: float) -> tuple[float, ...]:
-        """The row values of ``srv`` for a task of ``model`` at ``now``."""
-        rows = self._rows.get(srv)
-        if rows is None:
-            rows = self._rows[srv] = {}
-        cached = rows.get(model)
-        if cached is not None and now < cached.until and cached.revision == srv.revision:
-            return cached.values
-        row = rows[model] = _Row(srv.next_change(now), srv.revision, row_values(srv, model, now))
-        return row.values
-
-
 def row_values(srv: NodeServer, model: str, now: float) -> tuple[float, ...]:
     """One server's facts for a task of ``model`` (``ROW_FIELDS`` order).
 
-    Unchanged until ``srv.next_change(now)`` while ``srv.revision`` is unchanged.
+    Unchanged until the server's next finish or start after ``now`` while its ``revision``
+    is unchanged (``ladts_operator/columns.py`` caches rows on that rule).
     """
     fits = srv.can_run(model)
     threshold, cold = math.inf, True
@@ -124,13 +88,11 @@ def snapshot_from_servers(
     now: float,
     arrival_s: float | None = None,
     pending: int = 0,
-    cache: RowCache | None = None,
 ) -> ClusterSnapshot:
     """Build the snapshot of one decision for ``task`` arriving at ``arrival_s`` (default now).
 
     ``est_delay_s`` is the task's finish (``NodeServer`` FIFO and memory rules, cold start
     included) minus its arrival; ``backlog_s`` is the time until every placed pod is done.
-    ``cache`` reuses per-server rows between decisions (same results, less work).
     """
     arrival = now if arrival_s is None else arrival_s
     n = len(nodes)
@@ -141,8 +103,6 @@ def snapshot_from_servers(
         srv = facts.server
         if srv is None:
             rows.append(NO_SERVER_ROW)
-        elif cache is not None:
-            rows.append(cache.row(srv, model, now))
         else:
             rows.append(row_values(srv, model, now))
         free = facts.vram_free_gib
