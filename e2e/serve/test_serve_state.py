@@ -157,8 +157,8 @@ def test_state_bind_restart_and_no_kopf_writes(serve_factory, core_v1, api_clien
 
     # The service delay (creation -> finish) is in the trace's completion record, and a
     # process restarted on the same trace has the same service-time factors.
-    done_records = [json.loads(line) for line in trace.read_text().splitlines()
-                    if '"completion"' in line]
+    done_records = wait_for(lambda: [json.loads(line) for line in trace.read_text().splitlines()
+                                     if '"completion"' in line])  # the writer is a thread
     assert [r["pod_uid"] for r in done_records] == [head]
     created = done.metadata.creation_timestamp.timestamp()
     assert done_records[0]["service_delay_s"] == pytest.approx(

@@ -164,8 +164,10 @@ def test_json_fallback_writes_the_same_documents(monkeypatch):
 
     from ladts_operator import jsonio
 
-    body = [{"Host": "n1", "Score": np.int64(10)}, {"x": float("inf"), "y": [1.5, None]}]
+    body = [{"Host": "n1", "Score": np.int64(10)}, {"x": float("inf"), "y": [1.5, None]},
+            {"a": np.array([1.0, np.inf, np.nan])}]
     fast = jsonio.dumps(body)
     monkeypatch.setattr(jsonio, "orjson", None)
     assert json.loads(jsonio.dumps(body)) == json.loads(fast)
+    assert json.loads(fast)[2] == {"a": [1.0, None, None]}
     assert jsonio.loads(b'{"a": [1, "b"]}') == {"a": [1, "b"]}

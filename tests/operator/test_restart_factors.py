@@ -53,6 +53,7 @@ def history(state):
 def test_completion_records_the_service_delay_and_service_times(tmp_path):
     rt = build_runtime(settings(tmp_path), profiles=PROFILES)
     history(rt.state)
+    rt.trace.flush()
     records = [json.loads(line) for line in (tmp_path / "trace.jsonl").read_text().splitlines()]
     done = {r["pod_uid"]: r for r in records if r["kind"] == "completion"}
     assert set(done) == {"u1", "u2", "u3", "u4"}
@@ -85,6 +86,7 @@ def test_factors_survive_rotation_into_backups(tmp_path):
     first = build_runtime(settings(tmp_path, trace_max_bytes=600, trace_backups=20),
                           profiles=PROFILES)
     history(first.state)
+    first.trace.flush()
     assert (tmp_path / "trace.jsonl.1").exists()
     second = build_runtime(settings(tmp_path, trace_max_bytes=600, trace_backups=20),
                            profiles=PROFILES)

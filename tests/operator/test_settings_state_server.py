@@ -149,6 +149,7 @@ async def test_http_endpoints_and_trace(tmp_path):
         debug = await (await client.get("/debug/state")).json()
         assert debug["decisions"][-1]["chosen"] == chosen
         assert debug["nodes"][chosen]["queue"] == ["u-http"]
+    rt.trace.flush()  # records are written by the trace's thread
     records = [json.loads(line) for line in trace.read_text().splitlines()]
     assert [r["kind"] for r in records] == ["decision", "bind"]
     assert records[0]["pod_uid"] == records[1]["pod_uid"] == "u-http"
@@ -165,3 +166,26 @@ def test_trace_rotation_bounds_size(tmp_path):
     files = sorted(p.name for p in tmp_path.iterdir())
     assert files == ["t.jsonl", "t.jsonl.1", "t.jsonl.2"]
     assert all((tmp_path / f).stat().st_size <= 1100 for f in files)
+    # The newest records are all there, in order, after close().
+    last = [json.loads(line)["i"] for line in (tmp_path / "t.jsonl").read_text().splitlines()]
+    assert last == list(range(200 - len(last), 200))
+
+
+def test_trace_writes_never_block_a_full_queue_drops_and_counts(tmp_path):
+    import threading
+
+    from ladts_operator.trace import TraceLog
+
+    log = TraceLog(tmp_path / "t.jsonl", max_bytes=10**6, backups=1, max_pending=2)
+    gate = threading.Event()
+    log.write(lambda: (gate.wait(5), {"kind": "slow"})[1])  # holds the writer thread
+    for i in range(10):
+        log.write({"kind": "x", "i": i})
+    assert log.dropped >= 7
+    gate.set()
+    log.flush()
+    log.write(lambda: {"kind": "bad", "x": object()})  # not JSON: counted, writer survives
+    log.write({"kind": "after"})
+    log.close()
+    kinds = [json.loads(line)["kind"] for line in (tmp_path / "t.jsonl").read_text().splitlines()]
+    assert kinds[0] == "slow" and kinds[-1] == "after" and log.errors == 1

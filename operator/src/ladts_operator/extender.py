@@ -438,7 +438,8 @@ class Extender:
         }
         self._remember(decision)
         if self.trace is not None:
-            self.trace.write(self._decision_record(decision, task))
+            # Built and encoded on the trace's writer thread, not on the request path.
+            self.trace.write(lambda: self._decision_record(decision, task))
             self.telemetry.trace_records.labels(kind="decision").inc()
         return [{"Host": n, "Score": s} for n, s in zip(args.names, scores, strict=True)]
 
@@ -621,7 +622,7 @@ class Extender:
             "steps": task.steps,
             "nodes": decision.nodes,
             "features": features_json(decision.features),
-            "preference": [_finite(x) for x in s.preference_N],
+            "preference": _finite_array(np.asarray(s.preference_N, dtype=float)),
             "scores": decision.scores,
             "chosen": chosen,
             "scorer": s.scorer,
@@ -664,17 +665,21 @@ class Extender:
 
 
 def features_json(features: Mapping[str, Any]) -> dict[str, Any]:
-    """A decision's features as JSON-ready lists (5 decimals; non-finite as null)."""
+    """A decision's features for JSON: arrays rounded to 5 decimals, non-finite as NaN.
+
+    Arrays stay numpy (``jsonio.dumps`` writes them, NaN as null) so a 500-node record
+    costs no Python loop.
+    """
     out: dict[str, Any] = {}
     for key, value in features.items():
         if key == "est_delay_s":
-            out[key] = [_finite(x) for x in value.tolist()]
+            out[key] = _finite_array(np.asarray(value, dtype=float))
         elif hasattr(value, "round"):
-            out[key] = value.round(5).tolist()
+            out[key] = value.round(5)
         else:
             out[key] = value
     return out
 
 
-def _finite(x: float) -> float | None:
-    return float(x) if math.isfinite(x) else None
+def _finite_array(x: np.ndarray) -> np.ndarray:
+    return np.where(np.isfinite(x), x, np.nan)

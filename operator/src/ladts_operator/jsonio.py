@@ -42,6 +42,8 @@ def _plain(value: Any) -> Any:
 
 
 def _finite(value: Any) -> Any:
+    if hasattr(value, "tolist") and not isinstance(value, float | int):
+        value = value.tolist()  # numpy arrays and scalars
     if isinstance(value, float):
         return value if value == value and abs(value) != float("inf") else None
     if isinstance(value, dict):

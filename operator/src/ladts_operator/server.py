@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -126,7 +125,7 @@ async def _debug_state(request: web.Request) -> web.Response:
         limit = int(request.query.get("limit", str(extender.debug_decisions)))
     except ValueError:
         return _json(400, {"Error": "limit must be an integer"})
-    return web.Response(text=json.dumps(extender.debug_state(max(limit, 0)), default=str),
+    return web.Response(body=jsonio.dumps(extender.debug_state(max(limit, 0))),
                         content_type="application/json")
 
 

@@ -22,12 +22,14 @@ from __future__ import annotations
 
 import json
 import logging
+import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ladts_operator import jsonio
 from ladts_policy.service_estimate import ServiceTimeCorrector
 
 if TYPE_CHECKING:
@@ -36,38 +38,79 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-class TraceLog:
-    """Append-only JSONL with rotation (thread-safe; writes never raise)."""
+_STOP = object()
+"""Tells the writer thread to finish."""
 
-    def __init__(self, path: Path, *, max_bytes: int, backups: int) -> None:
+
+class TraceLog:
+    """Append-only JSONL with rotation, written by a background thread (writes never raise).
+
+    :meth:`write` only queues the record (or a function that builds it), so encoding and
+    file I/O stay off the extender's request path: a 500-node decision record is tens of
+    kilobytes. The queue is bounded (``max_pending``); a record that does not fit is dropped
+    and counted (``dropped``) rather than slowing scheduling. :meth:`flush` waits until
+    every queued record is on disk; :meth:`close` flushes and stops the thread.
+    """
+
+    def __init__(self, path: Path, *, max_bytes: int, backups: int,
+                 max_pending: int = 10_000) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._handler = RotatingFileHandler(
             path, maxBytes=max_bytes, backupCount=backups, encoding="utf-8"
         )
-        self._lock = threading.Lock()
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=max_pending)
         self.errors = 0
+        self.dropped = 0
+        self._thread = threading.Thread(target=self._run, name="ladts-trace", daemon=True)
+        self._thread.start()
 
-    def write(self, record: dict[str, Any]) -> None:
-        """Append one record; an I/O error is logged and counted, never raised."""
-        with self._lock:
-            try:
-                line = json.dumps(record, separators=(",", ":"), allow_nan=False, default=str)
-                rec = logging.LogRecord("ladts.trace", logging.INFO, "", 0, line, None, None)
-                if self._handler.shouldRollover(rec):
-                    self._handler.doRollover()
-                stream = self._handler.stream or self._handler._open()
-                self._handler.stream = stream
-                stream.write(line + "\n")
-                stream.flush()
-            except (OSError, ValueError) as exc:
-                self.errors += 1
-                log.error("trace write failed: %s", exc)
+    def write(self, record: dict[str, Any] | Callable[[], dict[str, Any]]) -> None:
+        """Queue one record (or a function returning it, called on the writer thread)."""
+        try:
+            self._queue.put_nowait(record)
+        except queue.Full:
+            self.dropped += 1
+            if self.dropped == 1 or self.dropped % 1000 == 0:
+                log.error("trace writer behind: %d records dropped", self.dropped)
+
+    def flush(self) -> None:
+        """Wait until every record queued so far is written and flushed."""
+        if self._thread.is_alive():
+            self._queue.join()
 
     def close(self) -> None:
-        """Close the file."""
-        with self._lock:
-            self._handler.close()
+        """Write what is queued, stop the writer and close the file."""
+        if self._thread.is_alive():
+            self._queue.put(_STOP)
+            self._thread.join()
+        self._handler.close()
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            try:
+                if item is _STOP:
+                    return
+                self._write_now(item() if callable(item) else item)
+                if self._queue.empty():
+                    stream = self._handler.stream
+                    if stream is not None:
+                        stream.flush()
+            except Exception as exc:  # a bad record must not stop the writer
+                self.errors += 1
+                log.error("trace write failed: %s", exc)
+            finally:
+                self._queue.task_done()
+
+    def _write_now(self, record: dict[str, Any]) -> None:
+        line = jsonio.dumps(record).decode()
+        rec = logging.LogRecord("ladts.trace", logging.INFO, "", 0, line, None, None)
+        if self._handler.shouldRollover(rec):
+            self._handler.doRollover()
+        stream = self._handler.stream or self._handler._open()
+        self._handler.stream = stream
+        stream.write(line + "\n")
 
 
 def completion_record(done: Completion, *, now: float) -> dict[str, Any]:
