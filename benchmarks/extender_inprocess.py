@@ -6,7 +6,10 @@ HTTP server, JSON transport or a client sharing the CPU. Prints mean and p99 wal
 verb, and the mean CPU time (``time.process_time``), which other work on a shared machine
 inflates much less than wall time.
 
-    python benchmarks/extender_inprocess.py --nodes 20,100,500 --calls 200
+    python benchmarks/extender_inprocess.py --nodes 20,100,500 --calls 200 [--trace-path F]
+
+CPU time is the process's (``time.process_time``), so with a trace it includes the trace
+writer thread's work while the call ran.
 """
 
 from __future__ import annotations
@@ -30,12 +33,15 @@ def main() -> int:
     parser.add_argument("--calls", type=int, default=200)
     parser.add_argument("--scenario", default="k8s-edge")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--trace-path", default=None,
+                        help="also write the decision trace here (as ladts serve --trace-path)")
     args = parser.parse_args()
     config = load_scenario(args.scenario).cluster
     print(f"{'nodes':>6} {'filter mean':>12} {'p99':>8} {'cpu':>8} "
           f"{'prioritize mean':>16} {'p99':>8} {'cpu':>8}")
     for count in (int(x) for x in args.nodes.split(",")):
-        rt = build_runtime(ServeSettings(), profiles=config.gpu_profiles)
+        rt = build_runtime(ServeSettings(trace_path=args.trace_path),
+                           profiles=config.gpu_profiles)
         nodes = scaled_nodes(config, count)
         populate(rt.state, config, seed=args.seed, nodes=nodes)
         names = [n.name for n in nodes]
