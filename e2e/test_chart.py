@@ -7,6 +7,7 @@ security-relevant properties (RBAC without wildcards, hardened containers).
 
 from __future__ import annotations
 
+import argparse
 import base64
 import dataclasses
 import re
@@ -200,11 +201,23 @@ def test_serve_settings_with_policy_and_prometheus(helm: Path) -> None:
     assert mounts["policy"] == "/etc/ladts/policy"  # a directory: ConfigMap updates arrive
 
 
-def test_serve_settings_are_serve_settings(default_objects: list[dict[str, Any]]) -> None:
-    """Every key the chart writes is a setting of `ladts serve` (active once it exists)."""
+@pytest.mark.parametrize("full", [False, True], ids=["defaults", "every-option"])
+def test_serve_settings_load_in_ladts_serve(helm: Path, tmp_path: Path, full: bool) -> None:
+    """`ladts serve`'s own loader accepts the chart's settings file (once the command exists)."""
     settings_module = pytest.importorskip("ladts_operator.settings")
+    values = {
+        "serve": {"policy": {"configMapName": "p"}, "gpuProfiles": {"profiles": []}},
+        "prometheus": {"url": "https://prom:9090", "bearerTokenSecret": {"name": "t"},
+                       "caConfigMap": {"name": "ca"}, "requireFreshMetrics": True},
+    } if full else None  # fmt: skip
+    settings = chart_serve_settings(parse_objects(render_chart(values, helm=helm)))
     names = {f.name for f in dataclasses.fields(settings_module.ServeSettings)}
-    assert set(chart_serve_settings(default_objects)) <= names
+    assert set(settings) <= names
+    path = tmp_path / "settings.yaml"
+    path.write_text(yaml.safe_dump(settings), encoding="utf-8")
+    loaded = settings_module.load_settings(argparse.Namespace(config=str(path)), env={})
+    assert loaded.host == "127.0.0.1" and loaded.port == 8888
+    assert loaded.policy_path == (Path("/etc/ladts/policy/policy.onnx") if full else None)
 
 
 @pytest.mark.parametrize(

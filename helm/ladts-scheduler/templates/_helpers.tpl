@@ -150,7 +150,4 @@ Every setting the chart controls is here, so a renamed flag touches this one tem
 {{- if and .Values.serve.policy.configMapName .Values.serve.policy.onnxBase64 }}
 {{- fail "set serve.policy.configMapName or serve.policy.onnxBase64, not both" }}
 {{- end }}
-{{- if and (not .Values.scheduler.image.tag) (not .Values.scheduler.image.digest) (semverCompare "<1.25.0-0" .Capabilities.KubeVersion.Version) }}
-{{- fail (printf "cluster version %s is older than 1.25, which has no kubescheduler.config.k8s.io/v1" .Capabilities.KubeVersion.Version) }}
-{{- end }}
 {{- end }}
