@@ -29,6 +29,7 @@ from e2e.controlplane.chart import (
     chart_serve_args,
     chart_serve_settings,
     find_object,
+    local_serve_command,
     parse_objects,
     render_chart,
     render_manifests,
@@ -199,6 +200,15 @@ def test_serve_settings_with_policy_and_prometheus(helm: Path) -> None:
     assert base64.b64decode(policy["binaryData"]["policy.onnx"]) == b"\x08\x07fake-onnx-bytes"
     mounts = {m["name"]: m["mountPath"] for m in chart_container(objects, "ladts")["volumeMounts"]}
     assert mounts["policy"] == "/etc/ladts/policy"  # a directory: ConfigMap updates arrive
+
+
+def test_local_serve_command(default_objects: list[dict[str, Any]], tmp_path: Path) -> None:
+    """e2e runs `ladts serve` with the chart's arguments and settings, local paths swapped in."""
+    path = tmp_path / "settings.yaml"
+    argv = local_serve_command(default_objects, path, {"port": 18888, "trace_path": None})
+    assert argv == ["ladts", "serve", f"--config={path}"]
+    written = yaml.safe_load(path.read_text(encoding="utf-8"))
+    assert written == {**chart_serve_settings(default_objects), "port": 18888, "trace_path": None}
 
 
 @pytest.mark.parametrize("full", [False, True], ids=["defaults", "every-option"])

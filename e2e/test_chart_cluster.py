@@ -23,13 +23,17 @@ import yaml
 from kubernetes import client, dynamic, watch
 from kubernetes.client.rest import ApiException
 
+from e2e.controlplane.binaries import pinned_versions
 from e2e.controlplane.chart import (
+    CHART_DIR,
     MANIFESTS_DIR,
     NAMESPACE,
+    RELEASE,
     chart_scheduler_config,
     parse_objects,
     render_chart,
     render_manifests,
+    run_helm,
 )
 from e2e.controlplane.components import ApiServer
 from e2e.controlplane.kubeconfig import write_kubeconfig
@@ -181,6 +185,58 @@ def test_examples_pass_server_side_dry_run(dyn: dynamic.DynamicClient) -> None:
             # A dry-run object in a namespace needs the namespace itself to exist.
             result = server_side_apply(dyn, obj, dry_run=obj["kind"] != "Namespace")
             assert result["kind"] == obj["kind"], path.name
+
+
+def test_every_option_passes_server_side_dry_run(dyn: dynamic.DynamicClient) -> None:
+    """The templates behind non-default values (HA, policy, profiles, Prometheus auth, trace
+    claim, metrics Service, NetworkPolicy, the helm test pod) render valid objects too.
+    The ServiceMonitor is left out: its CRD (prometheus-operator) is not installed here."""
+    namespace = "ladts-options"
+    namespace_object = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}
+    server_side_apply(dyn, namespace_object)
+    values = {
+        "replicaCount": 2,
+        "priorityClassName": "system-cluster-critical",
+        "imagePullSecrets": [{"name": "regcred"}],
+        "serve": {
+            "listenAddress": "0.0.0.0", "policy": {"onnxBase64": "CAcSBGxhZHRz"},
+            "gpuProfiles": {"profiles": [{"name": "rtx-4090", "vram_gib": 23, "models": {}}]},
+            "trace": {"existingClaim": "ladts-trace"},
+            "extraEnv": [{"name": "LADTS_LOG_LEVEL", "value": "DEBUG"}],
+        },
+        "prometheus": {"url": "https://prometheus.monitoring:9090",
+                       "bearerTokenSecret": {"name": "prom-token"},
+                       "caConfigMap": {"name": "prom-ca"}},
+        "serviceMonitor": {"enabled": True},
+        "networkPolicy": {"enabled": True, "metricsFrom": [{"namespaceSelector": {}}]},
+        "scheduler": {"extraArgs": ["--kube-api-qps=100"]},
+    }  # fmt: skip
+    objects = parse_objects(render_chart(values, namespace=namespace, include_tests=True))
+    kinds = set()
+    for obj in objects:
+        if obj["kind"] == "ServiceMonitor":
+            continue
+        kinds.add(server_side_apply(dyn, obj, dry_run=True)["kind"])
+    assert {"NetworkPolicy", "Service", "Pod", "Deployment"} <= kinds
+    assert sum(o["kind"] == "ConfigMap" for o in objects) == 4  # config, serve, policy, profiles
+
+
+def test_helm_install_dry_run_against_the_apiserver(
+    kube_apiserver: ApiServer, e2e_workdir: Path
+) -> None:
+    """`helm install --dry-run=server` against the real apiserver: the cluster's own version
+    picks the kube-scheduler tag, and NOTES.txt tells how to opt a pod in."""
+    out = run_helm([
+        "install", RELEASE, CHART_DIR, "--namespace", "ladts-helm", "--create-namespace",
+        "--dry-run=server", "--kubeconfig", kube_apiserver.kubeconfig,
+    ], env={"HOME": str(e2e_workdir), "HELM_CACHE_HOME": str(e2e_workdir / "helm-cache"),
+            "HELM_CONFIG_HOME": str(e2e_workdir / "helm-config"),
+            "HELM_DATA_HOME": str(e2e_workdir / "helm-data")})  # fmt: skip
+    version = pinned_versions()["LADTS_K8S_VERSION"]
+    assert f"image: registry.k8s.io/kube-scheduler:{version}" in out
+    notes = out.split("NOTES:", 1)[1]
+    assert "schedulerName: ladts-scheduler" in notes
+    assert "ladts.io/model" in notes and "helm test ladts-scheduler" in notes
 
 
 # --------------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ Rendering needs the helm binary that ``e2e/controlplane/build.sh`` builds.
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import tempfile
@@ -61,10 +62,16 @@ def helm_binary() -> Path:
     return binaries.get("helm")
 
 
-def run_helm(args: Sequence[str | Path], helm: Path | None = None) -> str:
-    """Run helm with ``args`` and return stdout; raise :class:`ChartError` with stderr."""
+def run_helm(
+    args: Sequence[str | Path], helm: Path | None = None, env: Mapping[str, str] | None = None
+) -> str:
+    """Run helm with ``args`` (``env`` added to the environment) and return stdout; raise
+    :class:`ChartError` with stderr."""
     argv = [str(helm or helm_binary()), *map(str, args)]
-    result = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=120)
+    environment = {**os.environ, **dict(env or {})}
+    result = subprocess.run(
+        argv, capture_output=True, text=True, check=False, timeout=120, env=environment
+    )
     if result.returncode != 0:
         raise ChartError(result.stderr.strip() or result.stdout.strip())
     return result.stdout
@@ -164,6 +171,25 @@ def chart_container(objects: Iterable[Mapping[str, Any]], name: str) -> dict[str
 def chart_serve_args(objects: Iterable[Mapping[str, Any]]) -> list[str]:
     """Arguments of the ``ladts`` container (after the image's ``ladts`` entry point)."""
     return [str(a) for a in chart_container(objects, "ladts").get("args", [])]
+
+
+def local_serve_command(
+    objects: Iterable[Mapping[str, Any]],
+    settings_path: Path,
+    overrides: Mapping[str, Any] | None = None,
+    ladts: str | Path = "ladts",
+) -> list[str]:
+    """Write the chart's serve settings (with ``overrides``, e.g. the pod paths replaced by
+    local ones, ``kubeconfig``, ``prometheus_url``, ``port``) to ``settings_path`` and return
+    the chart's ``ladts`` command line pointing at that file, for e2e runs of ``ladts serve``.
+    """
+    settings = {**chart_serve_settings(objects), **dict(overrides or {})}
+    settings_path.write_text(yaml.safe_dump(settings, sort_keys=False), encoding="utf-8")
+    args = chart_serve_args(objects)
+    if not any(a.startswith("--config=") for a in args):
+        raise LookupError(f"the chart's serve arguments have no --config=: {args}")
+    return [str(ladts), *(f"--config={settings_path}" if a.startswith("--config=") else a
+                          for a in args)]
 
 
 def render_manifests(helm: Path | None = None) -> str:
