@@ -30,6 +30,7 @@ from e2e.controlplane.chart import (
     NAMESPACE,
     RELEASE,
     chart_scheduler_config,
+    find_object,
     parse_objects,
     render_chart,
     render_manifests,
@@ -176,6 +177,30 @@ def test_server_side_apply_of_rendered_manifests(
     assert containers == ["kube-scheduler", "ladts"]
 
 
+def test_pods_meet_restricted_pod_security(
+    dyn: dynamic.DynamicClient, applied: list[dict[str, Any]]
+) -> None:
+    """The scheduler pod and the helm test pod pass the apiserver's PodSecurity admission in
+    the manifests' namespace, which enforces "restricted"; a privileged pod does not."""
+    namespace = next(o for o in applied if o["kind"] == "Namespace")
+    assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    objects = parse_objects(render_chart(include_tests=True))
+    template = find_object(objects, "Deployment")["spec"]["template"]
+    pods = [
+        {"apiVersion": "v1", "kind": "Pod", "metadata": {**template["metadata"],
+         "name": "psa-scheduler", "namespace": NAMESPACE}, "spec": template["spec"]},
+        find_object(objects, "Pod", "-test-extender"),
+    ]  # fmt: skip
+    for pod in pods:
+        assert server_side_apply(dyn, pod, dry_run=True)["kind"] == "Pod"
+    privileged = json.loads(json.dumps(pods[1]))
+    privileged["metadata"]["name"] = "psa-privileged"
+    privileged["spec"]["containers"][0]["securityContext"] = {"privileged": True}
+    with pytest.raises(ApiException) as err:
+        server_side_apply(dyn, privileged, dry_run=True)
+    assert err.value.status == 403 and "restricted" in str(err.value.body)
+
+
 def test_examples_pass_server_side_dry_run(dyn: dynamic.DynamicClient) -> None:
     """manifests/examples/*.yaml are valid objects for this apiserver (dry run)."""
     files = sorted((MANIFESTS_DIR / "examples").glob("*.yaml"))
@@ -227,7 +252,8 @@ def test_helm_install_dry_run_against_the_apiserver(
     """`helm install --dry-run=server` against the real apiserver: the cluster's own version
     picks the kube-scheduler tag, and NOTES.txt tells how to opt a pod in."""
     out = run_helm([
-        "install", RELEASE, CHART_DIR, "--namespace", "ladts-helm", "--create-namespace",
+        # Its own release name: the applied manifests own the default cluster-scoped names.
+        "install", f"{RELEASE}-dry", CHART_DIR, "--namespace", "ladts-helm", "--create-namespace",
         "--dry-run=server", "--kubeconfig", kube_apiserver.kubeconfig,
     ], env={"HOME": str(e2e_workdir), "HELM_CACHE_HOME": str(e2e_workdir / "helm-cache"),
             "HELM_CONFIG_HOME": str(e2e_workdir / "helm-config"),
@@ -236,7 +262,7 @@ def test_helm_install_dry_run_against_the_apiserver(
     assert f"image: registry.k8s.io/kube-scheduler:{version}" in out
     notes = out.split("NOTES:", 1)[1]
     assert "schedulerName: ladts-scheduler" in notes
-    assert "ladts.io/model" in notes and "helm test ladts-scheduler" in notes
+    assert "ladts.io/model" in notes and f"helm test {RELEASE}-dry -n ladts-helm" in notes
 
 
 # --------------------------------------------------------------------------------------------

@@ -196,9 +196,10 @@ def render_manifests(helm: Path | None = None) -> str:
     """The content of ``manifests/ladts-scheduler.yaml``: a Namespace plus the default render."""
     kube_version = manifests_kube_version()
     rendered = render_chart(kube_version=kube_version, helm=helm)
+    # The pods meet the "restricted" Pod Security Standard, so the namespace enforces it.
+    metadata = {"name": NAMESPACE, "labels": {"pod-security.kubernetes.io/enforce": "restricted"}}
     namespace = yaml.safe_dump(
-        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}},
-        sort_keys=False,
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": metadata}, sort_keys=False
     )
     header = MANIFEST_HEADER.format(release=RELEASE, namespace=NAMESPACE, kube_version=kube_version)
     return f"{header}---\n{namespace}{rendered}"
