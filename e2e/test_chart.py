@@ -21,6 +21,7 @@ from e2e.conftest import require_binaries
 from e2e.controlplane.binaries import Binaries
 from e2e.controlplane.chart import (
     CHART_DIR,
+    CHART_README,
     MANIFEST_FILE,
     NAMESPACE,
     ChartError,
@@ -34,6 +35,7 @@ from e2e.controlplane.chart import (
     render_chart,
     render_manifests,
     run_helm,
+    values_readme,
 )
 
 
@@ -310,6 +312,12 @@ def test_manifests_up_to_date(helm: Path) -> None:
     assert MANIFEST_FILE.exists(), "run: python -m e2e.controlplane.chart --write"
     stale = "manifests/ are out of date; run: python -m e2e.controlplane.chart --write"
     assert MANIFEST_FILE.read_text(encoding="utf-8") == render_manifests(helm), stale
+
+
+def test_chart_readme_up_to_date() -> None:
+    """helm/ladts-scheduler/README.md's values tables are generated from values.yaml."""
+    stale = "the chart README is out of date; run: python -m e2e.controlplane.chart --write"
+    assert CHART_README.read_text(encoding="utf-8") == values_readme(), stale
 
 
 def test_values_documented_field_by_field() -> None:

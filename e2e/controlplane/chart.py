@@ -4,7 +4,7 @@ The e2e kube-scheduler starts from the chart's own ``KubeSchedulerConfiguration`
 ``ladts serve`` from the chart's settings file and arguments, so chart and tests cannot drift.
 The same rendering, with default values, is the plain YAML under ``manifests/``:
 
-    python -m e2e.controlplane.chart --write    # regenerate manifests/ladts-scheduler.yaml
+    python -m e2e.controlplane.chart --write    # regenerate manifests/ and the chart README
     python -m e2e.controlplane.chart --check    # exit 1 when it is out of date
 
 Rendering needs the helm binary that ``e2e/controlplane/build.sh`` builds.
@@ -13,6 +13,7 @@ Rendering needs the helm binary that ``e2e/controlplane/build.sh`` builds.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -205,8 +206,51 @@ def render_manifests(helm: Path | None = None) -> str:
     return f"{header}---\n{namespace}{rendered}"
 
 
+CHART_README = CHART_DIR / "README.md"
+PIPE = "\\|"  # a | inside a Markdown table cell
+CHART_README_HEAD = """\
+# ladts-scheduler
+
+A second kube-scheduler (profile `ladts-scheduler`) with the ladts extender (`ladts serve`)
+beside it on 127.0.0.1: LAD-TS placement of AIGC inference pods on GPU edge nodes. Install,
+opt-in, decisions, security model and troubleshooting: [docs/deploy.md](../../docs/deploy.md).
+
+```sh
+helm install ladts-scheduler ./helm/ladts-scheduler -n ladts-system --create-namespace \\
+  --set serve.image.registry=registry.example.com
+helm test ladts-scheduler -n ladts-system
+```
+
+## Values
+
+Generated from the `## @param` lines of values.yaml by `python -m e2e.controlplane.chart
+--write`; `values.schema.json` rejects unknown keys and bad types.
+"""
+
+
+def values_readme(values_yaml: Path = CHART_DIR / "values.yaml") -> str:
+    """The chart README: a short head and one table per ``## @section`` of values.yaml."""
+    text = values_yaml.read_text(encoding="utf-8")
+    values = yaml.safe_load(text)
+    lines = [CHART_README_HEAD]
+    for raw in text.splitlines():
+        line = raw.strip()
+        if line.startswith("## @section "):
+            lines += ["", f"### {line.removeprefix('## @section ')}", "",
+                      "| Name | Description | Default |", "|---|---|---|"]  # fmt: skip
+        elif line.startswith("## @param "):
+            name, _, description = line.removeprefix("## @param ").partition(" ")
+            node: Any = values
+            for key in name.split("."):
+                node = node[key]
+            default = json.dumps(node, ensure_ascii=False).replace("|", PIPE)
+            lines.append(f"| `{name}` | {description.replace('|', PIPE)} | `{default}` |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """``--write`` regenerates manifests/ladts-scheduler.yaml, ``--check`` compares."""
+    """``--write`` regenerates manifests/ladts-scheduler.yaml and the chart README,
+    ``--check`` compares."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     mode = parser.add_mutually_exclusive_group(required=True)
     mode.add_argument("--write", action="store_true", help="regenerate the manifests")
@@ -217,20 +261,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (KeyError, ChartError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    if args.write:
-        MANIFEST_FILE.parent.mkdir(parents=True, exist_ok=True)
-        MANIFEST_FILE.write_text(expected, encoding="utf-8")
-        print(f"wrote {MANIFEST_FILE.relative_to(REPO_ROOT)}")
-        return 0
-    current = MANIFEST_FILE.read_text(encoding="utf-8") if MANIFEST_FILE.exists() else ""
-    if current != expected:
-        print(
-            f"{MANIFEST_FILE.relative_to(REPO_ROOT)} is out of date with helm/ladts-scheduler; "
-            "run: python -m e2e.controlplane.chart --write",
-            file=sys.stderr,
-        )
+    generated = {MANIFEST_FILE: expected, CHART_README: values_readme()}
+    stale = []
+    for path, content in generated.items():
+        name = path.relative_to(REPO_ROOT)
+        if args.write:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(content, encoding="utf-8")
+            print(f"wrote {name}")
+        elif not path.exists() or path.read_text(encoding="utf-8") != content:
+            stale.append(str(name))
+    if stale:
+        print(f"out of date with helm/ladts-scheduler: {', '.join(stale)}; "
+              "run: python -m e2e.controlplane.chart --write", file=sys.stderr)
         return 1
-    print(f"{MANIFEST_FILE.relative_to(REPO_ROOT)} is up to date")
+    if args.check:
+        print("up to date: " + ", ".join(str(p.relative_to(REPO_ROOT)) for p in generated))
     return 0
 
 
