@@ -247,6 +247,7 @@ def test_serve_settings_load_in_ladts_serve(helm: Path, tmp_path: Path, full: bo
         ({"serve": {"polcy": {}}}, r"(additional properties|additionalProperties).*polcy"),
         ({"prometheus": {"url": "prometheus:9090"}}, r"url.*pattern"),
         ({"serve": {"policy": {"threads": 0}}}, r"threads.*minimum"),
+        ({"scheduler": {"disabledScorePlugins": ["NodeResourceFit"]}}, r"disabledScorePlugins/0"),
     ],
     ids=lambda v: v if isinstance(v, str) else yaml.safe_dump(v, default_flow_style=True).strip(),
 )

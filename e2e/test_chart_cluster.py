@@ -536,6 +536,23 @@ def test_scheduler_runs_from_chart_config(
                     and f'profile="{profile}"' in line and 'result="scheduled"' in line
                 ]  # fmt: skip
                 assert scheduled and float(scheduled[0].rsplit(" ", 1)[1]) >= 1, scheduled
+
+                # ignorable: true: with the extender gone, pods still schedule (bound by
+                # kube-scheduler itself, as the scheduler identity), without a decision.
+                server.shutdown()
+                server.server_close()
+                calls_before = len(extender.calls)
+                orphan = f"chart-down-{uuid.uuid4().hex[:6]}"
+                core_v1.create_namespaced_pod("default", simple_pod(
+                    orphan, scheduler_name=profile, annotations={"ladts.io/model": "sd15"},
+                ))  # fmt: skip
+                pod = wait_for_object(
+                    lambda: core_v1.read_namespaced_pod(orphan, "default"),
+                    lambda p: bool(p.spec.node_name), f"pod {orphan} bound", timeout_s=60,
+                )
+                assert pod.spec.node_name in nodes
+                assert "ladts.io/decision" not in (pod.metadata.annotations or {})
+                assert len(extender.calls) == calls_before
             finally:
                 e2e_processes.stop(proc)
         finally:
