@@ -266,6 +266,10 @@ def test_schema_rejects_bad_values(helm: Path, values: dict[str, Any], message: 
         ({"schedulerName": "default-scheduler"}, "must not be default-scheduler"),
         ({"serviceMonitor": {"enabled": True}}, "serviceMonitor.enabled needs serve.listenAddress"),
         ({"serve": {"policy": {"configMapName": "p", "onnxBase64": "AAAA"}}}, "not both"),
+        (
+            {"serve": {"extraSettings": {"port": 9999}}},
+            "serve.extraSettings.port is set by the chart: use serve.port",
+        ),
     ],
 )
 def test_template_rejects_bad_combinations(

@@ -35,6 +35,7 @@ from e2e.controlplane.chart import (
     render_chart,
     render_manifests,
     run_helm,
+    with_extender_url,
 )
 from e2e.controlplane.components import ApiServer
 from e2e.controlplane.kubeconfig import write_kubeconfig
@@ -485,9 +486,9 @@ def test_scheduler_runs_from_chart_config(
         extender = RecordingExtender(client.CoreV1Api(ext), rejected=nodes[0], preferred=nodes[2])
         server, port = serve_extender(extender)
         try:
-            config = chart_scheduler_config(objects)
-            assert config["extenders"][0]["urlPrefix"] == "http://127.0.0.1:8888"
-            config["extenders"][0]["urlPrefix"] = f"http://{LOOPBACK}:{port}"
+            rendered = chart_scheduler_config(objects)
+            assert rendered["extenders"][0]["urlPrefix"] == "http://127.0.0.1:8888"
+            config = with_extender_url(rendered, f"http://{LOOPBACK}:{port}")
             workdir = e2e_workdir / "chart-scheduler"
             workdir.mkdir(parents=True, exist_ok=True)
             kubeconfig = write_kubeconfig(

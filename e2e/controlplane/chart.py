@@ -155,6 +155,16 @@ def chart_scheduler_config(objects: Iterable[Mapping[str, Any]]) -> dict[str, An
     return config
 
 
+def with_extender_url(config: Mapping[str, Any], url_prefix: str) -> dict[str, Any]:
+    """A copy of a rendered scheduler configuration whose (one) extender is at ``url_prefix``,
+    e.g. a test's ``ladts serve`` on a free port instead of the pod's 127.0.0.1:8888."""
+    extenders = [dict(e) for e in config.get("extenders") or []]
+    if len(extenders) != 1:
+        raise LookupError(f"expected one extender, found {len(extenders)}")
+    extenders[0]["urlPrefix"] = url_prefix
+    return {**config, "extenders": extenders}
+
+
 def chart_serve_settings(objects: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     """The rendered ``ladts serve --config`` settings (keys: setting names)."""
     return _configmap_document(objects, SERVE_SETTINGS_KEY)

@@ -147,6 +147,12 @@ Every setting the chart controls is here, so a renamed flag touches this one tem
 {{- if and .Values.serviceMonitor.enabled (eq .Values.serve.listenAddress "127.0.0.1") }}
 {{- fail "serviceMonitor.enabled needs serve.listenAddress: 0.0.0.0 (a scrape cannot reach 127.0.0.1 in the pod); restrict access with networkPolicy.enabled" }}
 {{- end }}
+{{- $owned := dict "host" "serve.listenAddress" "port" "serve.port" "policy" "serve.policy.*" "profiles" "serve.gpuProfiles" "trace_path" "serve.trace.*" "prometheus_url" "prometheus.url" "prometheus_token_file" "prometheus.bearerTokenSecret" "prometheus_ca_file" "prometheus.caConfigMap" "kubeconfig" "(in-cluster login)" "offline" "(a real cluster)" }}
+{{- range $key, $value := .Values.serve.extraSettings }}
+{{- if hasKey $owned $key }}
+{{- fail (printf "serve.extraSettings.%s is set by the chart: use %s" $key (get $owned $key)) }}
+{{- end }}
+{{- end }}
 {{- if and .Values.serve.policy.configMapName .Values.serve.policy.onnxBase64 }}
 {{- fail "set serve.policy.configMapName or serve.policy.onnxBase64, not both" }}
 {{- end }}
