@@ -35,13 +35,13 @@ from e2e.controlplane.chart import (
     render_chart,
     render_manifests,
     run_helm,
+    start_chart_scheduler,
     with_extender_url,
 )
 from e2e.controlplane.components import ApiServer
-from e2e.controlplane.kubeconfig import write_kubeconfig
 from e2e.controlplane.objects import node_ready, simple_pod, wait_for_object
 from e2e.controlplane.processes import ProcessManager
-from e2e.controlplane.readiness import LOOPBACK, free_port, http_get, http_ok, wait_until
+from e2e.controlplane.readiness import LOOPBACK, http_get
 from e2e.controlplane.scheduler_config import write_scheduler_config
 
 FIELD_MANAGER = "ladts-e2e"
@@ -489,24 +489,13 @@ def test_scheduler_runs_from_chart_config(
             rendered = chart_scheduler_config(objects)
             assert rendered["extenders"][0]["urlPrefix"] == "http://127.0.0.1:8888"
             config = with_extender_url(rendered, f"http://{LOOPBACK}:{port}")
-            workdir = e2e_workdir / "chart-scheduler"
-            workdir.mkdir(parents=True, exist_ok=True)
-            kubeconfig = write_kubeconfig(
-                workdir / "kubeconfig.yaml", kube_apiserver.url, kube_apiserver.pki.ca_cert,
-                scheduler_token, f"system:serviceaccount:{namespace}:{release}",
+            scheduler = start_chart_scheduler(
+                e2e_processes, e2e_binaries.get("kube-scheduler"), e2e_workdir / "chart-scheduler",
+                kube_apiserver, config, scheduler_token,
+                f"system:serviceaccount:{namespace}:{release}",
             )  # fmt: skip
-            config["clientConnection"] = {"kubeconfig": str(kubeconfig)}
-            config_path = write_scheduler_config(workdir / "config.yaml", config)
-            health = free_port()
-            proc = e2e_processes.start("chart-kube-scheduler", [
-                e2e_binaries.get("kube-scheduler"), f"--config={config_path}",
-                f"--bind-address={LOOPBACK}", f"--secure-port={health}",
-                f"--cert-dir={workdir / 'certs'}",
-                "--authorization-always-allow-paths=/healthz,/readyz,/livez,/metrics", "--v=2",
-            ], workdir)  # fmt: skip
+            proc, health = scheduler.process, scheduler.port
             try:
-                ready = http_ok(f"https://{LOOPBACK}:{health}/readyz")
-                wait_until(ready, "chart scheduler /readyz", 120, proc)
                 pod_name = f"chart-{uuid.uuid4().hex[:6]}"
                 core_v1.create_namespaced_pod("default", simple_pod(
                     pod_name, scheduler_name=profile,

@@ -25,7 +25,12 @@ from typing import Any
 import yaml
 
 from e2e.controlplane.binaries import find_binaries, pinned_versions
+from e2e.controlplane.components import ApiServer, Scheduler
+from e2e.controlplane.kubeconfig import write_kubeconfig
+from e2e.controlplane.processes import ProcessManager
+from e2e.controlplane.readiness import LOOPBACK, free_port, http_ok, wait_until
 from e2e.controlplane.scheduler_config import KIND as SCHEDULER_CONFIG_KIND
+from e2e.controlplane.scheduler_config import write_scheduler_config
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CHART_DIR = REPO_ROOT / "helm" / "ladts-scheduler"
@@ -165,6 +170,40 @@ def with_extender_url(config: Mapping[str, Any], url_prefix: str) -> dict[str, A
     return {**config, "extenders": extenders}
 
 
+def start_chart_scheduler(
+    pm: ProcessManager,
+    binary: Path,
+    workdir: Path,
+    apiserver: ApiServer,
+    config: Mapping[str, Any],
+    token: str,
+    user: str,
+    name: str = "chart-kube-scheduler",
+    timeout_s: float = 120,
+) -> Scheduler:
+    """Start kube-scheduler from a rendered chart configuration as the identity of ``token``
+    (e.g. the chart's scheduler ServiceAccount), keeping the chart's leader election.
+
+    Unlike ``start_scheduler`` (the fixture's), nothing but ``clientConnection.kubeconfig`` is
+    replaced, so the chart's Lease and RBAC are exercised as in a cluster.
+    """
+    workdir.mkdir(parents=True, exist_ok=True)
+    kubeconfig = write_kubeconfig(
+        workdir / f"{name}-kubeconfig.yaml", apiserver.url, apiserver.pki.ca_cert, token, user
+    )
+    effective = {**config, "clientConnection": {"kubeconfig": str(kubeconfig)}}
+    config_path = write_scheduler_config(workdir / f"{name}-config.yaml", effective)
+    port = free_port()
+    argv: list[str | Path] = [
+        binary, f"--config={config_path}", f"--bind-address={LOOPBACK}", f"--secure-port={port}",
+        f"--cert-dir={workdir / (name + '-certs')}",
+        "--authorization-always-allow-paths=/healthz,/readyz,/livez,/metrics", "--v=2",
+    ]  # fmt: skip
+    proc = pm.start(name, argv, workdir)
+    wait_until(http_ok(f"https://{LOOPBACK}:{port}/readyz"), f"{name} /readyz", timeout_s, proc)
+    return Scheduler(process=proc, port=port, config_path=config_path, config=effective)
+
+
 def chart_serve_settings(objects: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     """The rendered ``ladts serve --config`` settings (keys: setting names)."""
     return _configmap_document(objects, SERVE_SETTINGS_KEY)
@@ -188,7 +227,7 @@ def local_serve_command(
     objects: Iterable[Mapping[str, Any]],
     settings_path: Path,
     overrides: Mapping[str, Any] | None = None,
-    ladts: str | Path = "ladts",
+    ladts: Sequence[str] = ("ladts",),
 ) -> list[str]:
     """Write the chart's serve settings (with ``overrides``, e.g. the pod paths replaced by
     local ones, ``kubeconfig``, ``prometheus_url``, ``port``) to ``settings_path`` and return
@@ -199,8 +238,8 @@ def local_serve_command(
     args = chart_serve_args(objects)
     if not any(a.startswith("--config=") for a in args):
         raise LookupError(f"the chart's serve arguments have no --config=: {args}")
-    return [str(ladts), *(f"--config={settings_path}" if a.startswith("--config=") else a
-                          for a in args)]
+    return [*ladts, *(f"--config={settings_path}" if a.startswith("--config=") else a
+                      for a in args)]
 
 
 def render_manifests(helm: Path | None = None) -> str:
