@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 from kubernetes import client, dynamic
 
+from e2e.controlplane.apply import apply_all, server_side_apply, token_for
 from e2e.controlplane.binaries import Binaries
 from e2e.controlplane.chart import (
     chart_scheduler_config,
@@ -35,7 +36,6 @@ from e2e.controlplane.kubeconfig import write_kubeconfig
 from e2e.controlplane.objects import node_ready, simple_pod, wait_for_object
 from e2e.controlplane.processes import ManagedProcess, ProcessManager
 from e2e.controlplane.readiness import LOOPBACK, free_port, http_get, http_ok, wait_until
-from e2e.test_chart_cluster import apply_all, server_side_apply, token_for
 
 pytest.importorskip("ladts_operator.commands.serve", reason="ladts serve is not in this tree")
 
