@@ -23,8 +23,9 @@ import yaml
 from kubernetes import client, dynamic, watch
 from kubernetes.client.rest import ApiException
 
+from e2e.conftest import require_binaries
 from e2e.controlplane.apply import apply_all, client_for, server_side_apply, token_for
-from e2e.controlplane.binaries import pinned_versions
+from e2e.controlplane.binaries import Binaries, pinned_versions
 from e2e.controlplane.chart import (
     CHART_DIR,
     MANIFESTS_DIR,
@@ -100,6 +101,12 @@ def forbidden(call: Callable[[], object]) -> bool:
 # --------------------------------------------------------------------------------------------
 # the default manifests applied
 
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _helm_built(e2e_binaries: Binaries) -> None:
+    """Skip (or fail under LADTS_E2E_REQUIRED=1) without the helm binary."""
+    require_binaries(e2e_binaries, "helm")
 
 @pytest.fixture(scope="module")
 def dyn(api_client: client.ApiClient) -> dynamic.DynamicClient:
@@ -422,7 +429,7 @@ def serve_extender(extender: RecordingExtender) -> tuple[ThreadingHTTPServer, in
 
 def test_scheduler_runs_from_chart_config(
     e2e_processes: ProcessManager,
-    e2e_binaries: Any,
+    e2e_binaries: Binaries,
     e2e_workdir: Path,
     kube_apiserver: ApiServer,
     core_v1: client.CoreV1Api,
@@ -434,6 +441,7 @@ def test_scheduler_runs_from_chart_config(
     chart's scheduler ServiceAccount, calls the extender's filter, prioritize and bind, and
     the pod lands where the extender said."""
     del kwok
+    require_binaries(e2e_binaries, "kube-scheduler")
     release, namespace = "ladts-scheduler-e2e", "ladts-e2e"  # fullname = release name
     profile = f"ladts-e2e-{uuid.uuid4().hex[:4]}"
     objects = parse_objects(render_chart(

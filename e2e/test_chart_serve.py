@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 from kubernetes import client, dynamic
 
+from e2e.conftest import require_binaries
 from e2e.controlplane.apply import apply_all, server_side_apply, token_for
 from e2e.controlplane.binaries import Binaries
 from e2e.controlplane.chart import (
@@ -54,6 +55,12 @@ class ChartPod:
     port: int
     """Its loopback port (the extender's urlPrefix)."""
 
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _helm_built(e2e_binaries: Binaries) -> None:
+    """Skip (or fail under LADTS_E2E_REQUIRED=1) without helm and kube-scheduler."""
+    require_binaries(e2e_binaries, "helm", "kube-scheduler")
 
 @pytest.fixture(scope="module")
 def chart_pod(
