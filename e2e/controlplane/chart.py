@@ -24,7 +24,7 @@ from typing import Any
 
 import yaml
 
-from e2e.controlplane.binaries import find_binaries, pinned_versions
+from e2e.controlplane.binaries import VERSIONS_FILE, find_binaries
 from e2e.controlplane.components import ApiServer, Scheduler
 from e2e.controlplane.kubeconfig import write_kubeconfig
 from e2e.controlplane.processes import ProcessManager
@@ -55,8 +55,13 @@ class ChartError(RuntimeError):
 
 
 def manifests_kube_version() -> str:
-    """Cluster version the plain manifests are rendered for: the e2e control plane's."""
-    return pinned_versions()["LADTS_K8S_VERSION"]
+    """Cluster version the plain manifests are rendered for: the e2e pin in versions.env
+    (the file's value, not an environment override, so the committed file stays stable)."""
+    for raw in VERSIONS_FILE.read_text(encoding="utf-8").splitlines():
+        key, _, value = raw.strip().partition("=")
+        if key == "LADTS_K8S_VERSION":
+            return value
+    raise KeyError(f"LADTS_K8S_VERSION not in {VERSIONS_FILE}")
 
 
 def helm_binary() -> Path:
