@@ -1,28 +1,37 @@
 # syntax=docker/dockerfile:1
 # Two-stage venv images (kopf's pattern). Targets:
-#   runtime  – the ladts CLI without torch (what runs beside kube-scheduler in the cluster)
-#   trainer  – adds torch for offline training (`--target trainer`), e.g. as a Kubernetes Job
+#   runtime  – `ladts serve` and the CLI without torch or matplotlib: what runs beside
+#              kube-scheduler in the chart's pod (helm/ladts-scheduler)
+#   trainer  – adds torch and matplotlib for offline training (`--target trainer`), e.g. as a
+#              Kubernetes Job
+#   docker build --target runtime -t REGISTRY/ladts:0.1.0 .
+# The runtime dependency set is printed by docker/runtime_requirements.py and checked without
+# a Docker engine by docker/check_runtime_env.py (clean venv, no torch, `ladts serve --help`).
 ARG PYTHON_VERSION=3.11
 
 FROM python:${PYTHON_VERSION}-slim AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
 COPY pyproject.toml README.md ./
+COPY docker/runtime_requirements.py docker/
 COPY policy/src policy/src
 COPY operator/src operator/src
+# Dependencies first (the runtime set only), then ladts itself without resolving again.
 RUN python -m venv /opt/ladts \
- && /opt/ladts/bin/pip install --upgrade pip \
- && /opt/ladts/bin/pip install .
+ && python docker/runtime_requirements.py > /tmp/runtime-requirements.txt \
+ && /opt/ladts/bin/pip install --requirement /tmp/runtime-requirements.txt \
+ && /opt/ladts/bin/pip install --no-deps .
 
 FROM build AS build-trainer
-RUN /opt/ladts/bin/pip install '.[train]'
+RUN /opt/ladts/bin/pip install '.[train,serve]'
 
 FROM python:${PYTHON_VERSION}-slim AS runtime
-# Non-root, and nothing written outside /tmp, so the pod can run with
-# readOnlyRootFilesystem: true and an emptyDir on /tmp.
+# Non-root, and nothing written outside /tmp (bytecode is compiled at install time), so the
+# pod runs with readOnlyRootFilesystem: true and an emptyDir on /tmp.
 RUN useradd --uid 10001 --no-create-home --shell /usr/sbin/nologin ladts
 COPY --from=build /opt/ladts /opt/ladts
 ENV PATH=/opt/ladts/bin:$PATH \
+    HOME=/tmp \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     MPLCONFIGDIR=/tmp/matplotlib

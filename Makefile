@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test lint unit e2e-binaries e2e bench figures clean
+.PHONY: setup demo test lint unit e2e-binaries e2e bench figures clean manifests image-check
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -16,9 +16,10 @@ demo: setup
 	$(BIN)/ladts demo
 
 lint: setup
-	$(BIN)/ruff check policy operator tests e2e benchmarks
+	$(BIN)/ruff check policy operator tests e2e benchmarks docker
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+	$(BIN)/hadolint Dockerfile
 
 unit: setup
 	$(BIN)/python -m pytest tests -q
@@ -45,7 +46,15 @@ e2e-binaries:
 e2e: setup e2e-binaries
 	LADTS_E2E_REQUIRED=1 $(BIN)/python -m pytest e2e -q
 
-test: lint e2e-binaries bench
+# manifests/ladts-scheduler.yaml from helm/ladts-scheduler (e2e/test_chart.py fails when stale).
+manifests: setup e2e-binaries
+	$(BIN)/python -m e2e.controlplane.chart --write
+
+# The runtime image's Python environment without Docker: clean venv, no torch, size per package.
+image-check: setup
+	$(BIN)/python docker/check_runtime_env.py
+
+test: lint e2e-binaries bench image-check
 	LADTS_E2E_REQUIRED=1 $(BIN)/python -m pytest tests e2e -q
 
 clean:
