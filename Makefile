@@ -34,6 +34,7 @@ figures: setup
 # Speed figures at a small size, so the scripts cannot rot (full-size runs: README, docs/).
 bench: setup e2e-binaries
 	$(BIN)/python benchmarks/sim_throughput.py --episodes 2
+	$(BIN)/ladts bench extender --nodes 20,100 --duration 1
 	$(BIN)/python -m e2e.bench.default_scheduler --scenario k8s-edge --horizon-s 120 \
 		--time-scale 20 --seed 0 --out runs/bench/ci
 

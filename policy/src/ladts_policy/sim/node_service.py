@@ -98,6 +98,7 @@ class NodeServer:
         self._req_cpu = 0.0  # sums over _pods, kept incrementally
         self._req_mem = 0.0
         self._loaded: dict[str, float] = {}  # model -> last start using it (LRU order)
+        self.revision = 0  # bumped by every placement and restart (lets callers cache)
         self.restart(0.0)
 
     @classmethod
@@ -252,6 +253,7 @@ class NodeServer:
             del self._loaded[model]
         self._loaded.pop(task.model, None)
         self._loaded[task.model] = placement.start_s
+        self.revision += 1
         return placement
 
     def restart(self, now: float) -> None:
@@ -265,6 +267,7 @@ class NodeServer:
                 used += self.timings[model].memory_gib
                 self._loaded[model] = now
         self._last_start = now
+        self.revision += 1
 
     # --- internals -----------------------------------------------------------------------
 

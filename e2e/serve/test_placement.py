@@ -1,0 +1,152 @@
+"""Placement through a real kube-scheduler that calls ``ladts serve`` (filter, prioritize, bind).
+
+In the style of scheduler-plugins' integration tests: a kube-scheduler process of its own
+(profile ``ladts-scheduler``, ``percentageOfNodesToScore: 100``, the extender with
+``nodeCacheCapable``, ``ignorable`` and ``bindVerb``; the per-node score plugins that vary
+with requests disabled so the extender decides, as docs/serving.md recommends), four GPU
+nodes with known resident models and a known queue, and a table of pods placed one after
+another, each asserting the node it lands on.
+
+Expected nodes come from the shipped GPU profiles (ladts_policy/scenarios/gpu-profiles.yaml),
+worked by hand below (warm = overhead + steps x s/step; cold adds load_s), not from ladts:
+
+- p-4090 (rtx-4090, sd15 resident) holds three queued sdxl pods of 50 steps: backlog
+  25 (cold) + 3 x (0.25 + 6.5) = 45.25 s before anything new starts.
+- p-a10 (a10, sdxl resident), p-orin (agx-orin-64, sd15 resident), p-nano (orin-nano-8,
+  sd15 resident; sdxl does not fit) are idle.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+
+import pytest
+from kubernetes import client
+
+from e2e.conftest import require_binaries
+from e2e.controlplane.components import start_scheduler
+from e2e.controlplane.readiness import free_port
+
+from .conftest import Serve
+
+NODES = {"p-4090": ("rtx-4090", "sd15"), "p-a10": ("a10", "sdxl"),
+         "p-orin": ("agx-orin-64", "sd15"), "p-nano": ("orin-nano-8", "sd15")}
+SCHEDULER = "ladts-scheduler"
+
+CASES = [
+    # (model, steps, expected node, why)
+    ("sd15", 30, "p-orin", "orin warm 0.4+2.7=3.1 s < nano 11 s < a10 cold 17.2 s "
+                           "< 4090 after its 45 s queue"),
+    ("sdxl", 20, "p-a10", "a10 warm 0.6+5.8=6.4 s; orin cold behind 3.1 s = 61.6 s; "
+                          "4090 after 45 s; nano cannot hold sdxl"),
+    ("sdxl", 20, "p-a10", "a10 6.4+6.4=12.8 s still beats 4090 (>45 s) and orin (>61 s)"),
+    ("sd15", 30, "p-orin", "orin 3.1+3.1=6.2 s < nano 11 s < a10 after 12.8 s"),
+]
+
+
+def gpu_node(name: str, profile: str, resident: str) -> client.V1Node:
+    return client.V1Node(metadata=client.V1ObjectMeta(
+        name=name, labels={"ladts.io/gpu-profile": profile, "e2e": "placement"},
+        annotations={"ladts.io/resident-models": resident}))
+
+
+def aigc_pod(name: str, model: str, steps: int, node: str | None = None) -> client.V1Pod:
+    return client.V1Pod(
+        metadata=client.V1ObjectMeta(name=name, annotations={
+            "ladts.io/model": model, "ladts.io/steps": str(steps)}),
+        spec=client.V1PodSpec(
+            scheduler_name=SCHEDULER, node_name=node,
+            tolerations=[client.V1Toleration(operator="Exists")],
+            node_selector={"e2e": "placement"},
+            containers=[client.V1Container(name="client", image="client", resources=(
+                client.V1ResourceRequirements(requests={"cpu": "100m", "memory": "64Mi"})))]))
+
+
+@pytest.fixture
+def placement_cluster(core_v1, kubeconfig_path, e2e_workdir, e2e_processes, e2e_binaries,
+                      kube_apiserver, serve_factory):
+    require_binaries(e2e_binaries, "kube-scheduler")
+    ns = f"place-{uuid.uuid4().hex[:6]}"
+    core_v1.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=ns)))
+    for name, (profile, resident) in NODES.items():
+        core_v1.create_node(gpu_node(name, profile, resident))
+        core_v1.patch_node_status(name, {"status": {
+            "allocatable": {"cpu": "8", "memory": "32Gi", "pods": "110"},
+            "capacity": {"cpu": "8", "memory": "32Gi", "pods": "110"},
+            "conditions": [{"type": "Ready", "status": "True", "reason": "e2e",
+                            "message": "e2e"}]}})
+    for i in range(3):  # the known queue on p-4090 (bound at creation)
+        core_v1.create_namespaced_pod(ns, aigc_pod(f"queued-{i}", "sdxl", 50, node="p-4090"))
+    serve: Serve = serve_factory(port=free_port())
+    config = {
+        "apiVersion": "kubescheduler.config.k8s.io/v1",
+        "kind": "KubeSchedulerConfiguration",
+        "percentageOfNodesToScore": 100,
+        "profiles": [{"schedulerName": SCHEDULER, "plugins": {"score": {"disabled": [
+            {"name": "NodeResourcesFit"}, {"name": "NodeResourcesBalancedAllocation"},
+            {"name": "ImageLocality"}]}}}],
+        "extenders": [{"urlPrefix": serve.url, "filterVerb": "filter",
+                       "prioritizeVerb": "prioritize", "bindVerb": "bind", "weight": 10,
+                       "nodeCacheCapable": True, "ignorable": True, "httpTimeout": "5s"}],
+    }
+    scheduler = start_scheduler(e2e_processes, e2e_binaries.get("kube-scheduler"),
+                                e2e_workdir / "ladts-scheduler", kube_apiserver,
+                                source_config=config, name="ladts-kube-scheduler")
+    yield ns, serve, scheduler
+    e2e_processes.stop(scheduler.process)
+    core_v1.delete_namespace(ns)
+    for name in NODES:
+        core_v1.delete_node(name)
+
+
+def wait_bound(core_v1, ns: str, name: str, timeout_s: float = 30.0) -> client.V1Pod:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        pod = core_v1.read_namespaced_pod(name, ns)
+        if pod.spec.node_name:
+            return pod
+        time.sleep(0.2)
+    events = [e.message for e in core_v1.list_namespaced_event(ns).items
+              if e.involved_object.name == name]
+    raise AssertionError(f"{name} not bound; events: {events}")
+
+
+def test_pods_land_on_the_expected_nodes(placement_cluster, core_v1):
+    ns, serve, scheduler = placement_cluster
+    # The queued pods are in the extender's state before the first decision.
+    state = json.loads(serve.get("/debug/state")[1])
+    assert len(state["nodes"]["p-4090"]["queue"]) == 3
+    for i, (model, steps, expected, why) in enumerate(CASES):
+        name = f"case-{i}"
+        core_v1.create_namespaced_pod(ns, aigc_pod(name, model, steps))
+        pod = wait_bound(core_v1, ns, name)
+        assert pod.spec.node_name == expected, f"case {i} ({model}, {steps}): {why}"
+        decision = json.loads(
+            wait_annotation(core_v1, ns, name)["ladts.io/decision"])
+        assert decision["node"] == expected and decision["scores"][expected] == 10
+    # The scheduler really called the extender (its own metrics count the bindings).
+    metrics = scheduler.metrics()
+    assert "scheduler_schedule_attempts_total" in metrics
+
+    # A pod with a bad annotation stays Pending with the extender's reason in its event.
+    core_v1.create_namespaced_pod(ns, aigc_pod("bad", "sd15", 0))
+    deadline = time.monotonic() + 30
+    reasons: list[str] = []
+    while time.monotonic() < deadline and not reasons:
+        reasons = [e.message for e in core_v1.list_namespaced_event(ns).items
+                   if e.involved_object.name == "bad" and e.reason == "FailedScheduling"]
+        time.sleep(0.3)
+    assert reasons and "not a positive integer" in reasons[0]
+    assert core_v1.read_namespaced_pod("bad", ns).spec.node_name is None
+
+
+def wait_annotation(core_v1, ns: str, name: str, timeout_s: float = 10.0) -> dict[str, str]:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        ann = core_v1.read_namespaced_pod(name, ns).metadata.annotations or {}
+        if "ladts.io/decision" in ann:
+            return ann
+        time.sleep(0.2)
+    raise AssertionError(f"{name} has no decision annotation")

@@ -1,0 +1,183 @@
+"""A simulated cluster for ``ladts serve --offline`` and ``ladts bench extender``.
+
+The nodes of a ``k8s-edge`` scenario become Node objects (the scenario's names; label
+``ladts.io/gpu-profile``; allocatable cpu/memory; annotation ``ladts.io/resident-models``
+from the group's resident models), fed to the state store through the same parsers as a real
+cluster's. Each node gets a seeded queue of 0-3 unfinished pods of models it can run, bound in
+the last few seconds, so the scorer has queues to weigh. Pods for requests come from
+:func:`pod_object` (the scenario's model mix and step ranges).
+
+Time passes (:class:`OfflineCluster`): every pod finishes at the finish the node's replayed
+server predicts for it when it is first seen (the same ``NodeServer`` rules the scorer
+reads), driven by wall time. A seeded background pod is replaced, when it finishes, by a new
+one of the scenario's mix bound to the same node at that instant, so each node keeps its
+seeded queue length (a steady state for the benchmark and for a user's curl session); a pod
+bound through ``/bind`` finishes and leaves. Completions go through the state store like a
+real cluster's, so residency, the trace and the service-time estimator see them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import random
+import time
+from dataclasses import replace
+from typing import Any
+
+from ladts_operator.objects import (
+    MODEL_ANNOTATION,
+    PROFILE_LABEL,
+    RESIDENT_ANNOTATION,
+    STEPS_ANNOTATION,
+    PodObservation,
+    PodWork,
+    parse_node,
+)
+from ladts_operator.state import ClusterState
+from ladts_policy.sim.cluster_config import ClusterConfig, NodeSpec
+
+
+def node_object(spec: NodeSpec) -> dict[str, Any]:
+    """The Node object of one scenario node (as the API would return it)."""
+    return {
+        "metadata": {
+            "name": spec.name,
+            "labels": {PROFILE_LABEL: spec.profile.name,
+                       "nvidia.com/gpu.product": spec.profile.product_label},
+            "annotations": {RESIDENT_ANNOTATION: ",".join(spec.resident)},
+        },
+        "spec": {},
+        "status": {
+            "conditions": [{"type": "Ready", "status": "True"}],
+            "allocatable": {"cpu": str(spec.cpu), "memory": f"{int(spec.memory_gib)}Gi"},
+        },
+    }
+
+
+def pod_object(config: ClusterConfig, rng: random.Random, index: int) -> dict[str, Any]:
+    """A pending AIGC Pod object drawn from the scenario's model mix."""
+    weights = [m.weight for m in config.models]
+    model = rng.choices(config.models, weights=weights)[0]
+    steps = rng.randint(*model.steps)
+    return {
+        "metadata": {
+            "name": f"aigc-{index}",
+            "namespace": "offline",
+            "uid": f"00000000-0000-4000-8000-{index:012d}",
+            "annotations": {MODEL_ANNOTATION: model.name, STEPS_ANNOTATION: str(steps)},
+        },
+        "spec": {
+            "schedulerName": "ladts-scheduler",
+            "containers": [{"name": "client", "image": "client",
+                            "resources": {"requests": {"cpu": str(model.cpu),
+                                                       "memory": f"{int(model.memory_gib)}Gi"}}}],
+        },
+        "status": {"phase": "Pending"},
+    }
+
+
+def scaled_nodes(config: ClusterConfig, count: int) -> list[NodeSpec]:
+    """``count`` nodes cycling through the scenario's nodes (names ``<name>-r<k>``)."""
+    base = config.expand_nodes()
+    if count == len(base):
+        return base
+    return [replace(base[i % len(base)], name=f"{base[i % len(base)].name}-r{i // len(base)}")
+            for i in range(count)]
+
+
+def populate(state: ClusterState, config: ClusterConfig, *, seed: int,
+             now: float | None = None, nodes: list[NodeSpec] | None = None) -> list[NodeSpec]:
+    """Fill ``state`` with the scenario's nodes and seeded queues; return the nodes."""
+    now = time.time() if now is None else now
+    rng = random.Random(seed)
+    nodes = config.expand_nodes() if nodes is None else nodes
+    for spec in nodes:
+        state.upsert_node(parse_node(node_object(spec)))
+    runnable = {spec.name: [m for m in config.models if spec.profile.can_run(m.name)]
+                for spec in nodes}
+    index = 0
+    for spec in nodes:
+        for _ in range(rng.randint(0, 3)):
+            if not runnable[spec.name]:
+                break
+            model = rng.choice(runnable[spec.name])
+            state.upsert_pod(PodObservation(
+                uid=f"offline-{index}", namespace="offline", name=f"queued-{index}",
+                work=PodWork(model.name, rng.randint(*model.steps)), error=None,
+                node=spec.name, bind_s=now - rng.uniform(0.0, 5.0), finished=False,
+                finish_s=None, cpu=model.cpu, memory_gib=model.memory_gib,
+                created_s=now - 5.0))
+            index += 1
+    state.synced = True
+    return nodes
+
+
+BACKGROUND_PREFIX = "offline-"
+"""UID prefix of the seeded background pods (replaced when they finish)."""
+
+
+class OfflineCluster:
+    """Finishes the offline state's pods as wall time passes (see the module docstring)."""
+
+    def __init__(self, state: ClusterState, config: ClusterConfig, *, seed: int,
+                 tick_s: float = 0.25) -> None:
+        self.state = state
+        self.config = config
+        self.tick_s = tick_s
+        self.rng = random.Random(seed + 1_000_003)
+        self.finished = 0
+        self._heap: list[tuple[float, str]] = []  # (predicted finish, uid)
+        self._known: set[str] = set()
+        self._next = 0
+
+    def advance(self, now: float) -> int:
+        """Finish every pod predicted done by ``now``; return how many finished."""
+        state = self.state
+        for uid in state.pod_node.keys() - self._known:
+            node = state.pod_node[uid]
+            entry = state.nodes.get(node)
+            if entry is None or entry.profile is None:
+                continue  # never runs (no profile): it stays queued, as in a cluster
+            # Replayed as of the node's earliest bind, before any pod could have overrun:
+            # the finish the FIFO gives it, not one shifted by a late tick.
+            earliest = min(p.bind_s or now for p in entry.pods.values())
+            placement = state.replay(node, now=earliest, cache=False).placements.get(uid)
+            if placement is not None:
+                heapq.heappush(self._heap, (placement.finish_s, uid))
+                self._known.add(uid)
+        done = 0
+        while self._heap and self._heap[0][0] <= now:
+            finish, uid = heapq.heappop(self._heap)
+            self._known.discard(uid)
+            node = state.pod_node.get(uid, "")
+            if not node:
+                continue  # deleted, or finished by other means
+            pod = state.nodes[node].pods[uid]
+            state.upsert_pod(replace(pod, finished=True, finish_s=finish))
+            done += 1
+            if uid.startswith(BACKGROUND_PREFIX):
+                self._replace(node, finish)
+        self.finished += done
+        return done
+
+    def _replace(self, node: str, at: float) -> None:
+        profile = self.state.nodes[node].profile
+        runnable = [m for m in self.config.models
+                    if profile is not None and profile.can_run(m.name)]
+        if not runnable:
+            return
+        model = self.rng.choice(runnable)
+        self._next += 1
+        uid = f"{BACKGROUND_PREFIX}r{self._next}"
+        self.state.upsert_pod(PodObservation(
+            uid=uid, namespace="offline", name=f"background-{self._next}",
+            work=PodWork(model.name, self.rng.randint(*model.steps)), error=None, node=node,
+            bind_s=at, finished=False, finish_s=None, cpu=model.cpu,
+            memory_gib=model.memory_gib, bind_exact=True, created_s=at))
+
+    async def run(self) -> None:
+        """Advance with wall time every ``tick_s`` until cancelled."""
+        while True:
+            self.advance(time.time())
+            await asyncio.sleep(self.tick_s)

@@ -1,0 +1,363 @@
+"""The in-memory cluster state store: nodes, the AIGC pods bound to them, learned speeds.
+
+Fed by the kopf handlers (or the offline simulator); read by the extender. Everything in it
+is rebuilt from a list of nodes and pods after a restart: the node facts and GPU profiles,
+each node's FIFO of unfinished AIGC pods in bind order, its last completion and the models
+its completions show loaded. What is learned over time, the service-time correction
+(:class:`~ladts_policy.service_estimate.ServiceTimeCorrector`), is rebuilt from the
+completions of the trace log on disk (:func:`ladts_operator.trace.restore_corrector`).
+
+Each node's :class:`~ladts_policy.sim.node_service.NodeServer` is rebuilt from that state
+with :func:`ladts_policy.node_replay.replay_node` and cached until the node's pods change or
+a pod overruns its predicted finish. Every change of a node marks its row of the snapshot
+columns (:class:`~ladts_operator.columns.NodeColumns`) for recomputation, so a decision reads
+whole-cluster arrays and recomputes only the nodes that changed.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+
+from ladts_operator.columns import NodeColumns
+from ladts_operator.objects import (
+    PRODUCT_LABEL,
+    PROFILE_LABEL,
+    NodeObservation,
+    PodObservation,
+)
+from ladts_policy.node_replay import ObservedNode, ObservedPod, Replay, replay_node
+from ladts_policy.service_estimate import ServiceTimeCorrector
+from ladts_policy.sim.cluster_config import GpuProfile
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Completion:
+    """A pod that finished on a node the store was tracking it on (what the trace records)."""
+
+    pod: PodObservation
+    """The pod (its ``created_s`` and ``bind_s``)."""
+
+    node: str
+    """Where it ran."""
+
+    model: str
+    """Its model."""
+
+    start_s: float
+    """Its replayed start (exact for concurrency 1: max(bind, previous completion))."""
+
+    finish_s: float
+    """When its containers terminated."""
+
+    observed_s: float
+    """``finish_s - start_s``: the service time the node delivered."""
+
+    predicted_s: float
+    """The profile's service time for it (warm time, plus load when the replay had it cold)."""
+
+    @property
+    def service_delay_s(self) -> float | None:
+        """Creation to finish (what LAD-TS minimises), None when the creation time is unknown."""
+        created = self.pod.created_s
+        return None if created is None else self.finish_s - created
+
+
+@dataclass
+class NodeEntry:
+    """One node as the store holds it."""
+
+    obs: NodeObservation
+    """The parsed Node object."""
+
+    profile: GpuProfile | None
+    """Its GPU profile, None when no label maps to one (see ``profile_note``)."""
+
+    profile_note: str
+    """How the profile was found, or why not."""
+
+    pods: dict[str, PodObservation] = field(default_factory=dict)
+    """Unfinished AIGC pods bound here, by UID (ordered by bind time when read)."""
+
+    completions: list[tuple[float, str]] = field(default_factory=list)
+    """(finish time, model) of pods finished here within the retention window."""
+
+    version: int = 0
+    """Bumped on every change, invalidates the cached replay."""
+
+    requested_cache: tuple[int, float] | None = None
+    """(version, requested fraction) last computed."""
+
+
+def resolve_profile(
+    labels: Mapping[str, str], profiles: Mapping[str, GpuProfile]
+) -> tuple[GpuProfile | None, str]:
+    """The node's GPU profile: ``ladts.io/gpu-profile`` by name, else the product label."""
+    name = labels.get(PROFILE_LABEL)
+    if name:
+        if name in profiles:
+            return profiles[name], f"label {PROFILE_LABEL}={name}"
+        return None, f"label {PROFILE_LABEL}={name} names no known GPU profile"
+    product = labels.get(PRODUCT_LABEL)
+    if product:
+        for profile in profiles.values():
+            if profile.product_label == product:
+                return profile, f"label {PRODUCT_LABEL}={product}"
+        return None, f"label {PRODUCT_LABEL}={product} matches no GPU profile's product_label"
+    return None, f"no GPU profile: neither {PROFILE_LABEL} nor {PRODUCT_LABEL} is set"
+
+
+class ClusterState:
+    """Nodes and AIGC pods, with per-node replayed servers (see the module docstring)."""
+
+    def __init__(
+        self,
+        profiles: Mapping[str, GpuProfile],
+        *,
+        corrector: ServiceTimeCorrector | None = None,
+        overrun_grace_s: float = 1.0,
+        completed_retention_s: float = 600.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.profiles = dict(profiles)
+        self.corrector = corrector or ServiceTimeCorrector()
+        self.overrun_grace_s = overrun_grace_s
+        self.completed_retention_s = completed_retention_s
+        self.clock = clock
+        self.nodes: dict[str, NodeEntry] = {}
+        self.pod_node: dict[str, str] = {}  # uid -> node of every unfinished bound pod
+        self.finished: set[str] = set()  # uids already counted as finished
+        self.synced = False
+        self._replays: dict[str, tuple[int, float, Replay]] = {}  # node -> (version, valid, r)
+        self.on_completion: list[Callable[[Completion], None]] = []
+        self.on_node_deleted: list[Callable[[str], None]] = []
+        self.columns = NodeColumns(self)
+        """The decision snapshot's columns as arrays, refreshed per changed node."""
+
+    # --- nodes -----------------------------------------------------------------------
+
+    def upsert_node(self, obs: NodeObservation) -> NodeEntry:
+        """Add or update a node from its object."""
+        profile, note = resolve_profile(obs.labels, self.profiles)
+        entry = self.nodes.get(obs.name)
+        if entry is None:
+            entry = self.nodes[obs.name] = NodeEntry(obs=obs, profile=profile, profile_note=note)
+        else:
+            entry.obs, entry.profile, entry.profile_note = obs, profile, note
+        self._bump(entry)
+        return entry
+
+    def delete_node(self, name: str) -> None:
+        """Forget a node and what was learned about it."""
+        entry = self.nodes.pop(name, None)
+        if entry is not None:
+            for uid in entry.pods:
+                self.pod_node.pop(uid, None)
+        self._replays.pop(name, None)
+        self.corrector.forget_node(name)
+        self.columns.mark(name)
+        for hook in self.on_node_deleted:
+            hook(name)
+
+    # --- pods ------------------------------------------------------------------------
+
+    def upsert_pod(self, pod: PodObservation) -> None:
+        """Add, move or finish an AIGC pod from its object."""
+        node = pod.node
+        if pod.work is None or node is None:
+            self._remove_unfinished(pod.uid)
+            return
+        if pod.finished:
+            self._finish(pod)
+            return
+        if pod.uid in self.finished:
+            return
+        entry = self._entry(node)
+        old = self.pod_node.get(pod.uid)
+        if old is not None and old != node:
+            self._remove_unfinished(pod.uid)
+        previous = entry.pods.get(pod.uid)
+        if previous is not None and previous.bind_s is not None and (
+            previous.bind_exact or not pod.bind_exact
+        ):
+            # Keep the bind time seen first unless an exact one (our bind or decision
+            # annotation) replaces one from the PodScheduled condition (1 s resolution).
+            pod = _with_bind(pod, previous.bind_s, previous.bind_exact)
+        elif pod.bind_s is None:
+            pod = _with_bind(pod, self.clock(), False)
+        if previous != pod:
+            entry.pods[pod.uid] = pod
+            self._bump(entry)
+        self.pod_node[pod.uid] = node
+
+    def delete_pod(self, uid: str) -> None:
+        """A pod was deleted: it leaves its node's queue (an unfinished one is not a completion)."""
+        self._remove_unfinished(uid)
+        self.finished.discard(uid)
+
+    def _entry(self, node: str) -> NodeEntry:
+        entry = self.nodes.get(node)
+        if entry is None:
+            # A pod bound to a node the watch has not delivered yet: keep its pods anyway.
+            obs = NodeObservation(node, False, False, {}, 0.0, 0.0, None, 1, ())
+            entry = self.nodes[node] = NodeEntry(obs=obs, profile=None,
+                                                 profile_note="node not seen by the watch yet")
+        return entry
+
+    def _remove_unfinished(self, uid: str) -> None:
+        node = self.pod_node.pop(uid, None)
+        if node is not None and node in self.nodes:
+            entry = self.nodes[node]
+            if entry.pods.pop(uid, None) is not None:
+                self._bump(entry)
+
+    def _finish(self, pod: PodObservation) -> None:
+        node = pod.node
+        if pod.uid in self.finished or node is None or pod.work is None:
+            return
+        self.finished.add(pod.uid)
+        finish = pod.finish_s if pod.finish_s is not None else self.clock()
+        entry = self._entry(node)
+        was_queued = pod.uid in entry.pods
+        if was_queued:
+            self._learn(entry, pod, finish)
+        self._remove_unfinished(pod.uid)
+        entry.completions.append((finish, pod.work.model))
+        entry.completions.sort()
+        horizon = max(finish, self.clock()) - self.completed_retention_s
+        entry.completions = [c for c in entry.completions if c[0] >= horizon]
+        self._bump(entry)
+
+    def _learn(self, entry: NodeEntry, pod: PodObservation, finish: float) -> None:
+        """Feed the corrector: observed run time vs the profile's prediction for this pod."""
+        if entry.profile is None or pod.work is None:
+            return
+        replay = self.replay(entry.obs.name, now=finish)
+        placement = replay.placements.get(pod.uid)
+        timing = entry.profile.timings.get(pod.work.model)
+        if placement is None or timing is None:
+            return
+        predicted = timing.service_s(pod.work.steps) + (timing.load_s if placement.cold else 0)
+        start = replay.starts[pod.uid]
+        observed = finish - start
+        self.corrector.observe(entry.obs.name, pod.work.model,
+                               observed_s=observed, predicted_s=predicted)
+        done = Completion(pod, entry.obs.name, pod.work.model, start, finish, observed, predicted)
+        for hook in self.on_completion:
+            hook(done)
+
+    # --- reading ---------------------------------------------------------------------
+
+    def queue(self, node: str) -> list[PodObservation]:
+        """Unfinished AIGC pods bound to ``node`` in bind order."""
+        entry = self.nodes.get(node)
+        if entry is None:
+            return []
+        return sorted(entry.pods.values(), key=lambda p: (p.bind_s or 0.0, p.uid))
+
+    def resident(self, node: str) -> tuple[str, ...]:
+        """Models believed loaded: declared by the node, then completed here (LRU first)."""
+        entry = self.nodes.get(node)
+        if entry is None:
+            return ()
+        learned = [model for _, model in entry.completions]
+        return tuple(dict.fromkeys(reversed([*entry.obs.declared_resident, *learned])))[::-1]
+
+    def replay(self, node: str, *, now: float, cache: bool = True) -> Replay:
+        """The node's rebuilt server at ``now`` (cached; see the module docstring).
+
+        ``cache=False`` computes it afresh and leaves the cache alone (for a ``now`` in the
+        past, whose replay must not stand in for the present one).
+
+        Raises:
+            KeyError: unknown node or a node without a GPU profile.
+        """
+        entry = self.nodes[node]
+        if entry.profile is None:
+            raise KeyError(f"node {node} has no GPU profile")
+        cached = self._replays.get(node)
+        if cache and cached is not None and cached[0] == entry.version and now < cached[1]:
+            return cached[2]
+        last = entry.completions[-1][0] if entry.completions else None
+        observed = ObservedNode(
+            concurrency=entry.obs.concurrency,
+            vram_gib=entry.profile.vram_gib,
+            timings=entry.profile.timings,
+            pods=[
+                ObservedPod(p.uid, p.work.model, p.work.steps, p.bind_s or now,
+                            cpu=p.cpu, memory_gib=p.memory_gib)
+                for p in self.queue(node) if p.work is not None
+            ],
+            resident=self.resident(node),
+            last_completion_s=last,
+        )
+        result = replay_node(
+            observed, now=now,
+            factor=lambda model: self.corrector.factor(node, model),
+            overrun_grace_s=self.overrun_grace_s,
+        )
+        if cache:
+            valid = min((pl.finish_s for pl in result.placements.values()), default=math.inf)
+            self._replays[node] = (entry.version, valid, result)
+        return result
+
+    def requested_fraction(self, node: str) -> float:
+        """Share of allocatable cpu and memory requested by the node's unfinished AIGC pods."""
+        entry = self.nodes.get(node)
+        if entry is None:
+            return 0.0
+        if entry.requested_cache is not None and entry.requested_cache[0] == entry.version:
+            return entry.requested_cache[1]
+        cpu = sum(p.cpu for p in entry.pods.values())
+        mem = sum(p.memory_gib for p in entry.pods.values())
+        shares = [
+            used / total
+            for used, total in ((cpu, entry.obs.cpu), (mem, entry.obs.memory_gib)) if total > 0
+        ]
+        value = min(sum(shares) / len(shares), 1.0) if shares else 0.0
+        entry.requested_cache = (entry.version, value)
+        return value
+
+    def invalidate_all(self) -> None:
+        """Drop every cached replay (the correction factors changed wholesale)."""
+        self._replays.clear()
+        self.columns.mark_all()
+
+    def replay_valid_until(self, node: str, now: float) -> float:
+        """Until when what the node's cached replay says at ``now`` holds.
+
+        The next predicted start or finish after ``now`` (a queued pod that starts changes
+        the running count even when no pod finishes then), capped by the replay's validity.
+        """
+        cached = self._replays.get(node)
+        if cached is None:
+            return -math.inf
+        starts = [pl.start_s for pl in cached[2].placements.values() if pl.start_s > now]
+        return min(cached[1], *starts) if starts else cached[1]
+
+    def _bump(self, entry: NodeEntry) -> None:
+        """The node changed: its cached replay and its snapshot columns are out of date."""
+        entry.version += 1
+        self.columns.mark(entry.obs.name)
+
+    def summary(self) -> dict[str, object]:
+        """Counts for /metrics and /debug/state."""
+        return {
+            "nodes": len(self.nodes),
+            "nodes_with_profile": sum(1 for e in self.nodes.values() if e.profile is not None),
+            "unfinished_pods": len(self.pod_node),
+            "synced": self.synced,
+        }
+
+    def node_names(self) -> Iterable[str]:
+        """Names of every known node."""
+        return self.nodes.keys()
+
+
+def _with_bind(pod: PodObservation, bind_s: float, exact: bool) -> PodObservation:
+    return replace(pod, bind_s=bind_s, bind_exact=exact)

@@ -1,0 +1,135 @@
+"""The decision trace: JSONL records of decisions, binds and completions, size-rotated.
+
+One JSON object per line with ``kind``: ``decision`` (pod UID, node names, encoded features,
+mask, preferences and scores, chosen node, scorer, version, noise seed, fallback),
+``bind`` (pod UID and the node it went to), ``completion`` (:func:`completion_record`: pod
+UID, node, model, steps, creation, bind, start and finish times, the service delay
+creation -> finish, observed and predicted service seconds) and ``node_deleted`` (node).
+Records join by ``pod_uid``; this is what ``ladts train --from-traces`` reads. The file
+rotates at ``max_bytes`` into ``PATH.1`` ... ``PATH.<backups>`` (the oldest dropped), so its
+disk use is bounded by ``(backups + 1) x max_bytes``.
+
+The trace is also the service-time estimator's memory: :func:`restore_corrector` replays its
+``completion`` and ``node_deleted`` records, oldest file first, into a fresh
+:class:`~ladts_policy.service_estimate.ServiceTimeCorrector`, which then holds the factors
+the process had before it stopped (the same observations in the same order). Records
+rotated out are lost to it; their EWMA weight is at most ``(1 - alpha)^k`` after ``k`` newer
+completions of the same (node, model), so a trace that keeps a few hundred completions per
+pair loses nothing measurable.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Iterator
+from logging.handlers import RotatingFileHandler
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ladts_policy.service_estimate import ServiceTimeCorrector
+
+if TYPE_CHECKING:
+    from ladts_operator.state import Completion
+
+log = logging.getLogger(__name__)
+
+
+class TraceLog:
+    """Append-only JSONL with rotation (thread-safe; writes never raise)."""
+
+    def __init__(self, path: Path, *, max_bytes: int, backups: int) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._handler = RotatingFileHandler(
+            path, maxBytes=max_bytes, backupCount=backups, encoding="utf-8"
+        )
+        self._lock = threading.Lock()
+        self.errors = 0
+
+    def write(self, record: dict[str, Any]) -> None:
+        """Append one record; an I/O error is logged and counted, never raised."""
+        with self._lock:
+            try:
+                line = json.dumps(record, separators=(",", ":"), allow_nan=False, default=str)
+                rec = logging.LogRecord("ladts.trace", logging.INFO, "", 0, line, None, None)
+                if self._handler.shouldRollover(rec):
+                    self._handler.doRollover()
+                stream = self._handler.stream or self._handler._open()
+                self._handler.stream = stream
+                stream.write(line + "\n")
+                stream.flush()
+            except (OSError, ValueError) as exc:
+                self.errors += 1
+                log.error("trace write failed: %s", exc)
+
+    def close(self) -> None:
+        """Close the file."""
+        with self._lock:
+            self._handler.close()
+
+
+def completion_record(done: Completion, *, now: float) -> dict[str, Any]:
+    """The ``completion`` record of a finished pod."""
+    pod = done.pod
+    return {
+        "kind": "completion",
+        "time": now,
+        "pod_uid": pod.uid,
+        "pod": f"{pod.namespace}/{pod.name}",
+        "node": done.node,
+        "model": done.model,
+        "steps": pod.work.steps if pod.work is not None else None,
+        "created_s": pod.created_s,
+        "bind_s": pod.bind_s,
+        "start_s": done.start_s,
+        "finish_s": done.finish_s,
+        "service_delay_s": done.service_delay_s,
+        "observed_s": done.observed_s,
+        "predicted_s": done.predicted_s,
+    }
+
+
+def trace_files(path: Path, backups: int) -> list[Path]:
+    """The trace's files that exist, oldest first (``PATH.<backups>`` ... ``PATH.1``, PATH)."""
+    candidates = [path.with_name(f"{path.name}.{k}") for k in range(backups, 0, -1)] + [path]
+    return [p for p in candidates if p.is_file()]
+
+
+def read_records(path: Path, backups: int) -> Iterator[dict[str, Any]]:
+    """Every record of the trace, oldest first; unreadable lines are skipped and logged."""
+    for file in trace_files(path, backups):
+        with open(file, encoding="utf-8", errors="replace") as f:
+            for number, line in enumerate(f, 1):
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    log.warning("%s:%d: not a JSON record, skipped", file, number)
+                    continue
+                if isinstance(record, dict):
+                    yield record
+
+
+def restore_corrector(corrector: ServiceTimeCorrector, records: Iterator[dict[str, Any]]
+                      ) -> int:
+    """Replay ``completion`` and ``node_deleted`` records into ``corrector``; return how many.
+
+    A record missing a field or with a wrong type is skipped (a truncated last line after a
+    crash, or a hand-edited file, must not stop the process from starting).
+    """
+    used = 0
+    for record in records:
+        kind = record.get("kind")
+        if kind == "node_deleted" and isinstance(record.get("node"), str):
+            corrector.forget_node(record["node"])
+            used += 1
+        elif kind == "completion":
+            node, model = record.get("node"), record.get("model")
+            observed, predicted = record.get("observed_s"), record.get("predicted_s")
+            if (isinstance(node, str) and isinstance(model, str)
+                    and isinstance(observed, int | float) and isinstance(predicted, int | float)):
+                corrector.observe(node, model, observed_s=float(observed),
+                                  predicted_s=float(predicted))
+                used += 1
+    return used
