@@ -31,6 +31,8 @@ SUBCOMMANDS: dict[str, Subcommand] = {
                            "ladts_policy.commands.evaluate"),
     "scenarios": Subcommand("list scenario presets or validate a scenario file",
                             "ladts_policy.commands.scenarios"),
+    "calibrate": Subcommand("calibrate a k8s-edge scenario YAML from the extender's trace log",
+                            "ladts_policy.commands.calibrate"),
     "serve": Subcommand("run the scheduler extender (kopf state, Prometheus, policy runtime)",
                         "ladts_operator.commands.serve"),
     "bench": Subcommand("benchmark a serving component (extender: latency and req/s)",
