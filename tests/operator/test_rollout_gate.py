@@ -38,7 +38,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def test_paired_ratio_matches_the_definition():
-    mean, (lo, hi) = paired_ratio([2.0, 3.0, 4.0], [2.0, 2.0, 2.0])
+    mean, (_lo, hi) = paired_ratio([2.0, 3.0, 4.0], [2.0, 2.0, 2.0])
     assert mean == pytest.approx(1.5)
     # sd of [1, 1.5, 2] is 0.5; t(2) = 4.303; half = 4.303 * 0.5 / sqrt(3)
     assert hi - mean == pytest.approx(4.303 * 0.5 / 3 ** 0.5)
