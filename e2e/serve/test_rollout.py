@@ -30,6 +30,7 @@ from ladts_operator.rollout import (
     RolloutError,
     rollback,
 )
+from ladts_policy.cli import main
 from ladts_policy.untrained_policy import write_untrained_policy
 
 pytest.importorskip("onnx")
@@ -194,7 +195,7 @@ def test_rollout_gate_rollback_and_hot_reload(core_v1, namespace, policies, serv
 
 
 def test_clear_errors_missing_configmap_no_previous_and_rbac(core_v1, kube_apiserver, namespace,
-                                                            policies, capsys):
+                                                            policies, capsys, kubeconfig_path):
     ns = namespace
     ref = PolicyRef(ns, "ladts-policy", KEY)
     # Missing ConfigMap.
@@ -209,6 +210,9 @@ def test_clear_errors_missing_configmap_no_previous_and_rbac(core_v1, kube_apise
         binary_data={KEY: base64.b64encode(policies["v1"].read_bytes()).decode()}))
     with pytest.raises(RolloutError, match="no previous version"):
         rollback(core_v1, ref)
+    # The same through the command line, credentials from --kubeconfig.
+    assert main(["rollback", "-n", ns, "--kubeconfig", str(kubeconfig_path)]) == 1
+    assert "no previous version" in capsys.readouterr().err
     # An identity without rights on ConfigMaps (a fresh ServiceAccount): 403 named.
     core_v1.create_namespaced_service_account(
         ns, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name="nobody")))

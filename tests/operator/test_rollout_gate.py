@@ -78,3 +78,13 @@ def test_off_contract_candidate_is_an_error(scenario, files, tmp_path):
         evaluate_gate(junk, None, scenario=scenario, seeds=SEEDS)
     with pytest.raises(RolloutError, match="running policy does not load"):
         evaluate_gate(files["good"], b"garbage", scenario=scenario, seeds=SEEDS)
+
+
+def test_cli_checks_the_contract_before_asking_for_a_cluster(tmp_path, capsys):
+    from ladts_policy.cli import main
+
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"nope")
+    # No kubeconfig exists for this call: the contract error comes first, exit 1.
+    assert main(["rollout", str(junk), "--kubeconfig", str(tmp_path / "none")]) == 1
+    assert "not a loadable ONNX model" in capsys.readouterr().err
