@@ -18,11 +18,12 @@ The trace (``ladts_operator/trace.py``: JSONL records ``decision``, ``bind``, ``
 - Nodes: the latest ``node`` record of every node not deleted, grouped by (profile, cpu,
   memory, concurrency, resident models). Nodes without a known profile are dropped (noted).
 - Service and load times per node class (GPU profile) and model, from ``completion``
-  records: a completion is *cold* when its predicted time exceeds the profile's warm time
-  (``overhead + steps x s/step``) by more than half the load time. The warm factor is the
-  median of ``observed / predicted`` over warm completions and scales ``s_per_step`` and
-  ``overhead_s``; the load time is the median of ``observed - factor x warm`` over cold
-  ones. Pairs with fewer than ``min_samples`` completions keep the profile's values. The
+  records (:func:`fit_pair`): a completion is *cold* when the extender's prediction
+  exceeds the profile's warm time (``overhead + steps x s/step``) by more than half the load
+  time (the replay's residency). The warm factor is the median of
+  ``observed / warm`` over warm completions and scales ``s_per_step`` and ``overhead_s``;
+  the load time is the median of ``observed - factor x warm`` over cold ones. Fewer than
+  ``min_samples`` completions of a kind keep the profile's value. The
   calibrated profiles are written inline under ``gpu_profiles`` (same names, so they
   replace the built-in ones for this scenario only).
 - Horizon, churn and the exclusive mode come from the base scenario (the trace does not
@@ -61,8 +62,9 @@ class CalibrationConfig:
     min_burst_windows: int = 2
     """Burst windows needed before the process is called ``bursty``."""
 
-    min_samples: int = 3
-    """Completions of a (profile, model) pair needed to change its timings."""
+    min_samples: int = 5
+    """Warm (cold) completions of a (profile, model) pair needed to change its service
+    (load) time; medians of fewer are too easily moved by a few odd completions."""
 
 
 @dataclass
@@ -262,12 +264,31 @@ def _node_groups(nodes: dict[str, dict[str, Any]], profiles: dict[str, GpuProfil
     return out, seen
 
 
+def fit_pair(samples: Sequence[tuple[float, float, bool]], load_s: float, min_samples: int
+             ) -> tuple[float, float, int, int]:
+    """Warm factor and load time of one (profile, model) pair.
+
+    ``samples`` are ``(observed_s, warm_s, cold)``: the observed service time, the profile's
+    warm time for the pod's steps, and whether the extender's replay had the pod cold (its
+    prediction included the load). The factor is the median of ``observed / warm`` over warm
+    completions; the load the median of ``observed - factor x warm`` over cold ones.
+    Classifying by duration instead is ambiguous when the load time is close to the service
+    time (a node twice as slow looks like a cold start), so the replay's residency decides.
+    Returns ``(factor, load_s, warm count, cold count)``; fewer than ``min_samples`` of a
+    kind keep 1 and the profile's load.
+    """
+    warm = [o / w for o, w, cold in samples if not cold]
+    factor = float(np.median(warm)) if len(warm) >= min_samples else 1.0
+    colds = [o - factor * w for o, w, cold in samples if cold]
+    load = max(float(np.median(colds)), 0.0) if len(colds) >= min_samples else load_s
+    return factor, load, len(warm), len(colds)
+
+
 def _timings(completions: list[dict[str, Any]], profiles: dict[str, GpuProfile],
              nodes: dict[str, dict[str, Any]], config: CalibrationConfig
              ) -> tuple[list[dict[str, Any]], list[str]]:
     """Calibrated inline GPU profiles for the profiles of the trace's nodes."""
-    warm: dict[tuple[str, str], list[float]] = defaultdict(list)
-    cold: dict[tuple[str, str], list[tuple[float, float]]] = defaultdict(list)
+    samples: dict[tuple[str, str], list[tuple[float, float, bool]]] = defaultdict(list)
     profile_of = {name: rec.get("profile") for name, rec in nodes.items()}
     nonpositive = 0
     for rec in completions:
@@ -283,10 +304,8 @@ def _timings(completions: list[dict[str, Any]], profiles: dict[str, GpuProfile],
             continue
         timing = profiles[profile].timings[model]
         warm_s = timing.overhead_s + steps * timing.s_per_step
-        if predicted - warm_s > 0.5 * timing.load_s:
-            cold[(profile, model)].append((float(observed), warm_s))
-        else:
-            warm[(profile, model)].append(float(observed) / float(predicted))
+        samples[(profile, model)].append(
+            (float(observed), warm_s, predicted - warm_s > 0.5 * timing.load_s))
     lines: list[str] = []
     if nonpositive:
         lines.append(f"{nonpositive} completion(s) skipped: finished before their FIFO start")
@@ -295,19 +314,17 @@ def _timings(completions: list[dict[str, Any]], profiles: dict[str, GpuProfile],
         gpu = profiles[profile]
         models: dict[str, Any] = {}
         for model, timing in gpu.timings.items():
-            ratios = warm.get((profile, model), [])
-            factor = float(np.median(ratios)) if len(ratios) >= config.min_samples else 1.0
-            colds = cold.get((profile, model), [])
-            load = timing.load_s
-            if len(colds) >= config.min_samples:
-                load = max(float(np.median([o - factor * w for o, w in colds])), 0.0)
+            pair = samples.get((profile, model), [])
+            factor, load, n_warm, n_cold = fit_pair(pair, timing.load_s, config.min_samples)
             models[model] = {"s_per_step": round(timing.s_per_step * factor, 5),
                              "overhead_s": round(timing.overhead_s * factor, 4),
                              "memory_gib": timing.memory_gib, "load_s": round(load, 3)}
-            if ratios or colds:
-                lines.append(f"{profile}/{model}: {len(ratios)} warm (factor {factor:.3f}"
-                             f"{'' if len(ratios) >= config.min_samples else ', too few: 1'}), "
-                             f"{len(colds)} cold (load {timing.load_s:g} -> {load:.2f} s)")
+            if pair:
+                few = config.min_samples
+                lines.append(f"{profile}/{model}: {n_warm} warm (factor {factor:.3f}"
+                             f"{'' if n_warm >= few else ', too few: profile'}), {n_cold} cold "
+                             f"(load {timing.load_s:g} -> {load:.2f} s"
+                             f"{'' if n_cold >= few else ', too few: profile'})")
         out.append({"name": gpu.name, "product_label": gpu.product_label,
                     "vram_gib": gpu.vram_gib,
                     "description": f"{gpu.description} (calibrated from a trace)".strip(),
