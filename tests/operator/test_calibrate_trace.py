@@ -16,6 +16,7 @@ from ladts_operator.runtime import build_runtime
 from ladts_operator.settings import ServeSettings
 from ladts_policy.calibrate import CalibrationError, calibrate, read_trace
 from ladts_policy.cli import main
+from ladts_policy.evaluate import evaluate
 from ladts_policy.sim.scenario import load_scenario
 
 T0 = 1_000_000.0
@@ -84,6 +85,9 @@ def test_calibrated_scenario_recovers_rate_mix_nodes_and_profile_times(poisson_t
     assert main(["calibrate", str(path), "--out", str(out)]) == 0
     scenario = load_scenario(str(out))  # schema-valid
     cluster = scenario.cluster
+    # ... and simulatable: the rollout gate evaluates on it.
+    report = evaluate(str(out), policies=["greedy"], seeds=[10_000], show_progress=False)
+    assert report.policies["greedy"].tasks > 0.8 * 0.5 * cluster.horizon_s
     base = load_scenario("k8s-edge").cluster
     # Rate: 0.5/s driven; n = 600 arrivals, so the estimate's sd is about 0.5/sqrt(600) = 0.02.
     assert cluster.arrivals.process == "poisson"
