@@ -117,7 +117,7 @@ async def test_http_endpoints_and_trace(tmp_path):
     trace = tmp_path / "trace.jsonl"
     rt = build_runtime(ServeSettings(trace_path=str(trace), max_body_bytes=4096),
                        profiles=PROFILES)
-    for n in ("a", "b"):
+    for n in ("a", "b", "a"):  # the repeated node writes no second `node` record
         rt.state.upsert_node(parse_node(node(n)))
     app = build_app(rt.extender, OfflineBinder(rt.state), rt.ready)
     async with TestClient(TestServer(app)) as client:
@@ -151,9 +151,10 @@ async def test_http_endpoints_and_trace(tmp_path):
         assert debug["nodes"][chosen]["queue"] == ["u-http"]
     rt.trace.flush()  # records are written by the trace's thread
     records = [json.loads(line) for line in trace.read_text().splitlines()]
-    assert [r["kind"] for r in records] == ["decision", "bind"]
-    assert records[0]["pod_uid"] == records[1]["pod_uid"] == "u-http"
-    assert len(records[0]["features"]["node_rows"]) == 2
+    assert [r["kind"] for r in records] == ["node", "node", "decision", "bind"]
+    assert [(r["node"], r["profile"]) for r in records[:2]] == [("a", "fast"), ("b", "fast")]
+    assert records[2]["pod_uid"] == records[3]["pod_uid"] == "u-http"
+    assert len(records[2]["features"]["node_rows"]) == 2
 
 
 def test_trace_rotation_bounds_size(tmp_path):

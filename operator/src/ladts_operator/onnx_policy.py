@@ -25,14 +25,11 @@ from typing import Any
 import numpy as np
 
 from ladts_operator.scoring import Scored
-from ladts_policy.contract import ContractError
 from ladts_policy.features import ClusterSnapshot, EncodedFeatures, TaskSpec
-from ladts_policy.policy_contract import PolicyInfo, validate_policy
+from ladts_policy.onnx_eval import PolicyFileError, load_policy_session, steps_bucket
+from ladts_policy.policy_contract import PolicyInfo
 
 log = logging.getLogger(__name__)
-
-_DTYPES = {"tensor(float)": "float32", "tensor(bool)": "bool"}
-
 
 class PolicyLoadError(RuntimeError):
     """A policy file cannot be served (unreadable, not ONNX, or off-contract)."""
@@ -62,11 +59,6 @@ def stamp(path: Path) -> FileStamp:
     return FileStamp(str(resolved), st.st_ino, st.st_size, st.st_mtime_ns)
 
 
-def steps_bucket(steps: int) -> int:
-    """Task-class bucket of a step count (powers of two: 1, 2-3, 4-7, ...)."""
-    return max(int(steps), 1).bit_length()
-
-
 @dataclass
 class _Loaded:
     session: Any
@@ -75,32 +67,15 @@ class _Loaded:
 
 
 def load_session(path: Path, *, threads: int) -> tuple[Any, PolicyInfo]:
-    """Open and validate a policy file.
+    """Open and validate a policy file (``ladts_policy.onnx_eval.load_policy_session``).
 
     Raises:
         PolicyLoadError: with the reason.
     """
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.log_severity_level = 3
     try:
-        session = ort.InferenceSession(
-            str(path), sess_options=options, providers=["CPUExecutionProvider"]
-        )
-    except Exception as exc:  # onnxruntime raises its own exception types
-        raise PolicyLoadError(f"{path}: not a loadable ONNX model: {exc}") from None
-    meta = dict(session.get_modelmeta().custom_metadata_map)
-    inputs = [(i.name, _DTYPES.get(i.type, i.type), list(i.shape)) for i in session.get_inputs()]
-    outputs = [(o.name, _DTYPES.get(o.type, o.type), list(o.shape))
-               for o in session.get_outputs()]
-    try:
-        info = validate_policy(meta, inputs, outputs)
-    except ContractError as exc:
-        raise PolicyLoadError(f"{path}: off-contract policy: {exc}") from None
-    return session, info
+        return load_policy_session(path, threads=threads)
+    except PolicyFileError as exc:
+        raise PolicyLoadError(str(exc)) from None
 
 
 class OnnxScorer:

@@ -17,9 +17,15 @@ from ladts_operator.extender import BindArgs, EventSink, Extender, MetricsView
 from ladts_operator.onnx_policy import OnnxScorer, PolicyLoadError
 from ladts_operator.scoring import HeuristicScorer
 from ladts_operator.settings import ServeSettings
-from ladts_operator.state import ClusterState, Completion
+from ladts_operator.state import ClusterState, Completion, NodeEntry
 from ladts_operator.telemetry import Telemetry
-from ladts_operator.trace import TraceLog, completion_record, read_records, restore_corrector
+from ladts_operator.trace import (
+    NodeRecorder,
+    TraceLog,
+    completion_record,
+    read_records,
+    restore_corrector,
+)
 from ladts_policy.service_estimate import ServiceTimeCorrector
 from ladts_policy.sim.cluster_config import GpuProfile
 from ladts_policy.sim.cluster_schema import builtin_gpu_profiles, parse_profiles_document, read_yaml
@@ -150,8 +156,15 @@ def build_runtime(
             trace.write({"kind": "node_deleted", "time": time.time(), "node": name})
             telemetry.trace_records.labels(kind="node_deleted").inc()
 
+        recorder = NodeRecorder(trace)
+
+        def node_upserted(entry: NodeEntry) -> None:
+            if recorder(entry):
+                telemetry.trace_records.labels(kind="node").inc()
+
         state.on_completion.append(completion)
         state.on_node_deleted.append(node_deleted)
+        state.on_node_upserted.append(node_upserted)
     policy = PolicyManager(settings, extender)
     return Runtime(settings, state, extender, policy, trace)
 

@@ -139,6 +139,7 @@ class ClusterState:
         self._replays: dict[str, tuple[int, float, Replay]] = {}  # node -> (version, valid, r)
         self.on_completion: list[Callable[[Completion], None]] = []
         self.on_node_deleted: list[Callable[[str], None]] = []
+        self.on_node_upserted: list[Callable[[NodeEntry], None]] = []
         self.columns = NodeColumns(self)
         """The decision snapshot's columns as arrays, refreshed per changed node."""
 
@@ -153,6 +154,8 @@ class ClusterState:
         else:
             entry.obs, entry.profile, entry.profile_note = obs, profile, note
         self._bump(entry)
+        for hook in self.on_node_upserted:
+            hook(entry)
         return entry
 
     def delete_node(self, name: str) -> None:

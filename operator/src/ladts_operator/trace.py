@@ -4,8 +4,10 @@ One JSON object per line with ``kind``: ``decision`` (pod UID, node names, encod
 mask, preferences and scores, chosen node, scorer, version, noise seed, fallback),
 ``bind`` (pod UID and the node it went to), ``completion`` (:func:`completion_record`: pod
 UID, node, model, steps, creation, bind, start and finish times, the service delay
-creation -> finish, observed and predicted service seconds) and ``node_deleted`` (node).
-Records join by ``pod_uid``; this is what ``ladts train --from-traces`` reads. The file
+creation -> finish, observed and predicted service seconds), ``node`` (:func:`node_record`:
+the node's GPU profile, allocatable, concurrency and resident models, written when first seen
+and when one of them changes) and ``node_deleted`` (node). Records join by ``pod_uid``; this
+is what ``ladts calibrate`` (and later ``ladts train --from-traces``) reads. The file
 rotates at ``max_bytes`` into ``PATH.1`` ... ``PATH.<backups>`` (the oldest dropped), so its
 disk use is bounded by ``(backups + 1) x max_bytes``.
 
@@ -24,6 +26,7 @@ import json
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterator
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
@@ -33,7 +36,7 @@ from ladts_operator import jsonio
 from ladts_policy.service_estimate import ServiceTimeCorrector
 
 if TYPE_CHECKING:
-    from ladts_operator.state import Completion
+    from ladts_operator.state import Completion, NodeEntry
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +135,40 @@ def completion_record(done: Completion, *, now: float) -> dict[str, Any]:
         "observed_s": done.observed_s,
         "predicted_s": done.predicted_s,
     }
+
+
+def node_record(entry: NodeEntry, *, now: float) -> dict[str, Any]:
+    """The ``node`` record of a node as the store holds it."""
+    obs = entry.obs
+    return {
+        "kind": "node",
+        "time": now,
+        "node": obs.name,
+        "profile": entry.profile.name if entry.profile is not None else None,
+        "cpu": obs.cpu,
+        "memory_gib": obs.memory_gib,
+        "concurrency": obs.concurrency,
+        "resident": list(obs.declared_resident),
+    }
+
+
+class NodeRecorder:
+    """Writes a node's ``node`` record when it is new or its recorded facts changed."""
+
+    def __init__(self, trace: TraceLog) -> None:
+        self.trace = trace
+        self._last: dict[str, tuple[Any, ...]] = {}
+
+    def __call__(self, entry: NodeEntry) -> bool:
+        """Record ``entry`` if needed; return whether a record was written."""
+        record = node_record(entry, now=time.time())
+        facts = (record["profile"], record["cpu"], record["memory_gib"], record["concurrency"],
+                 tuple(record["resident"]))
+        if self._last.get(record["node"]) == facts:
+            return False
+        self._last[record["node"]] = facts
+        self.trace.write(record)
+        return True
 
 
 def trace_files(path: Path, backups: int) -> list[Path]:

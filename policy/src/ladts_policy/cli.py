@@ -31,8 +31,14 @@ SUBCOMMANDS: dict[str, Subcommand] = {
                            "ladts_policy.commands.evaluate"),
     "scenarios": Subcommand("list scenario presets or validate a scenario file",
                             "ladts_policy.commands.scenarios"),
+    "calibrate": Subcommand("calibrate a k8s-edge scenario YAML from the extender's trace log",
+                            "ladts_policy.commands.calibrate"),
     "serve": Subcommand("run the scheduler extender (kopf state, Prometheus, policy runtime)",
                         "ladts_operator.commands.serve"),
+    "rollout": Subcommand("gate a new ONNX policy against the running one, then update the "
+                          "policy ConfigMap", "ladts_operator.commands.rollout"),
+    "rollback": Subcommand("restore the previous policy kept in the policy ConfigMap",
+                           "ladts_operator.commands.rollback"),
     "bench": Subcommand("benchmark a serving component (extender: latency and req/s)",
                         "ladts_operator.commands.bench"),
 }

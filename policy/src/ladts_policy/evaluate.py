@@ -118,6 +118,9 @@ def run_policy(
     for start in range(0, len(env_seeds), MAX_ENVS_PER_BATCH):
         batch = list(env_seeds[start:start + MAX_ENVS_PER_BATCH])
         sim = make_sim(len(batch))
+        attach = getattr(policy, "attach", None)
+        if attach is not None:
+            attach(sim)  # policies that decide on the simulator's snapshots (onnx_eval)
         policy.reset(num_envs=sim.num_envs, num_nodes=sim.num_nodes,
                      seed=policy_seed + start)
         rows_TE: list[np.ndarray] = []
@@ -179,6 +182,15 @@ def default_policies(kind: str) -> list[str]:
     return [name for name in HEURISTIC_ORDER if name not in excluded]
 
 
+def build_policy(name: str) -> SchedulingPolicy:
+    """A registered heuristic by name, or an ONNX policy file (a name ending in ``.onnx``)."""
+    from ladts_policy.onnx_eval import OnnxEvalPolicy, is_policy_file
+
+    if is_policy_file(name):
+        return OnnxEvalPolicy(Path(name))
+    return make_policy(name)
+
+
 def evaluate(
     scenario: str,
     *,
@@ -187,7 +199,10 @@ def evaluate(
     episodes: int = 1,
     show_progress: bool = True,
 ) -> EvaluationReport:
-    """Evaluate policies on a scenario preset name or YAML file; see the module docstring."""
+    """Evaluate policies on a scenario preset name or YAML file; see the module docstring.
+
+    ``policies`` are heuristic names or ONNX policy files (``ladts_policy.onnx_eval``).
+    """
     from tqdm import tqdm
 
     from ladts_policy.sim.scenario import load_scenario
@@ -201,7 +216,7 @@ def evaluate(
     unknown_here = [n for n in names if spec.kind != "paper" and n in PAPER_ONLY]
     if unknown_here:
         raise ValueError(f"policies {unknown_here} apply to the 'paper' scenario kind only")
-    built = {name: make_policy(name) for name in names}  # fail fast on unknown names
+    built = {name: build_policy(name) for name in names}  # fail fast on unknown names
     env_seeds = [episode_seed(s, e) for s in seeds for e in range(episodes)]
     results: dict[str, PolicyResult] = {}
     with tqdm(total=None, unit="dec", unit_scale=True, disable=not show_progress,

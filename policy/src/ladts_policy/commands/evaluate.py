@@ -34,7 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scenario", required=True,
                         help="preset name (see `ladts scenarios`) or a scenario YAML file")
     parser.add_argument("--policies", type=_csv, default=None,
-                        help="comma-separated policy names (default: all that apply)")
+                        help="comma-separated heuristic names or ONNX policy files (*.onnx) "
+                             "(default: all heuristics that apply)")
     parser.add_argument("--seeds", type=_seeds, default=list(DEFAULT_EVAL_SEEDS),
                         help="held-out seeds, list or range (default: %(default)s)")
     parser.add_argument("--episodes", type=int, default=1,

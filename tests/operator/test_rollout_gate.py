@@ -1,0 +1,90 @@
+"""The rollout gate: contract check and paired comparison on held-out seeds (no cluster)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ladts_operator.rollout import RolloutError, evaluate_gate, paired_ratio
+from ladts_policy.evaluate import evaluate
+from ladts_policy.onnx_eval import PolicyFileError
+from ladts_policy.untrained_policy import write_untrained_policy
+
+pytest.importorskip("onnx")
+SEEDS = [10_000, 10_001, 10_002]
+
+
+@pytest.fixture(scope="module")
+def scenario(tmp_path_factory: pytest.TempPathFactory) -> str:
+    preset = Path(__file__).parents[2] / "policy/src/ladts_policy/scenarios/k8s-edge.yaml"
+    doc = yaml.safe_load(preset.read_text())
+    doc["cluster"]["horizon_s"] = 300
+    doc["cluster"]["arrivals"]["rate_per_s"] = 1.5
+    path = tmp_path_factory.mktemp("scn") / "short.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("p")
+    return {"good": write_untrained_policy(d / "good.onnx", policy_version="good-1"),
+            "good2": write_untrained_policy(d / "good2.onnx", policy_version="good-2",
+                                            weights={"resident": 0.6}),
+            "bad": write_untrained_policy(d / "bad.onnx", policy_version="bad-1",
+                                          weights={"est_delay_s": 4.0, "queue_len": 0.5})}
+
+
+def test_paired_ratio_matches_the_definition():
+    mean, (_lo, hi) = paired_ratio([2.0, 3.0, 4.0], [2.0, 2.0, 2.0])
+    assert mean == pytest.approx(1.5)
+    # sd of [1, 1.5, 2] is 0.5; t(2) = 4.303; half = 4.303 * 0.5 / sqrt(3)
+    assert hi - mean == pytest.approx(4.303 * 0.5 / 3 ** 0.5)
+    with pytest.raises(RolloutError):
+        paired_ratio([1.0], [1.0, 2.0])
+
+
+def test_worse_candidate_is_refused_and_ratio_agrees_with_evaluate(scenario, files):
+    running = files["good"].read_bytes()
+    gate = evaluate_gate(files["bad"], running, scenario=scenario, seeds=SEEDS)
+    assert not gate.accepted
+    assert gate.running == "good-1" and gate.candidate == "bad-1"
+    # Independent: the same evaluation run directly gives the same per-episode means.
+    report = evaluate(scenario, policies=[str(files["good"]), str(files["bad"])], seeds=SEEDS,
+                      show_progress=False)
+    good = report.policies[str(files["good"])].episode_means_s
+    bad = report.policies[str(files["bad"])].episode_means_s
+    assert gate.ratio_mean == pytest.approx(sum(b / g for b, g in zip(bad, good, strict=True))
+                                            / len(good))
+    assert gate.ratio_mean > 1.5
+    assert "REFUSED" in gate.summary()
+
+
+def test_equal_candidate_passes_and_heuristic_baseline_is_used_without_a_policy(scenario, files):
+    gate = evaluate_gate(files["good2"], files["good"].read_bytes(), scenario=scenario,
+                         seeds=SEEDS)
+    assert gate.accepted, gate.summary()
+    first = evaluate_gate(files["good"], None, scenario=scenario, seeds=SEEDS,
+                          baseline="random")
+    assert first.running == "random" and first.accepted
+
+
+def test_off_contract_candidate_is_an_error(scenario, files, tmp_path):
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"nope")
+    with pytest.raises(PolicyFileError, match="not a loadable ONNX model"):
+        evaluate_gate(junk, None, scenario=scenario, seeds=SEEDS)
+    with pytest.raises(RolloutError, match="running policy does not load"):
+        evaluate_gate(files["good"], b"garbage", scenario=scenario, seeds=SEEDS)
+
+
+def test_cli_checks_the_contract_before_asking_for_a_cluster(tmp_path, capsys):
+    from ladts_policy.cli import main
+
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"nope")
+    # No kubeconfig exists for this call: the contract error comes first, exit 1.
+    assert main(["rollout", str(junk), "--kubeconfig", str(tmp_path / "none")]) == 1
+    assert "not a loadable ONNX model" in capsys.readouterr().err
