@@ -454,7 +454,7 @@ class EmulationController:
         """A deleted Node drops its FIFO; its unfinished pods end and are deleted (pod GC)."""
         if kind != "DELETED":
             return
-        name = (node.get("metadata") or {}).get("name")
+        name = str((node.get("metadata") or {}).get("name"))
         try:
             with self._lock:
                 self._queues.pop(name, None)

@@ -132,5 +132,5 @@ def memory_request_bytes(pod: dict[str, Any]) -> int:
     for container in (pod.get("spec") or {}).get("containers") or []:
         requests = (container.get("resources") or {}).get("requests") or {}
         if "memory" in requests:
-            total += int(parse_quantity(str(requests["memory"])))
+            total += int(parse_quantity(str(requests["memory"])))  # type: ignore[no-untyped-call]
     return total

@@ -69,7 +69,9 @@ class PodRecord:
     def from_json(cls, data: dict[str, Any]) -> PodRecord:
         """Inverse of :meth:`to_json` (derived fields ignored)."""
         names = {f.name for f in fields(cls)}
-        kwargs = {k: (math.nan if v is None else v) for k, v in data.items() if k in names}
+        kwargs: dict[str, Any] = {
+            k: (math.nan if v is None else v) for k, v in data.items() if k in names
+        }
         return cls(**kwargs)
 
 

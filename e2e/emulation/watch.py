@@ -80,7 +80,7 @@ class RawWatch:
         )
         self._response = resp
         try:
-            for line in iter_resp_lines(resp):
+            for line in iter_resp_lines(resp):  # type: ignore[no-untyped-call]
                 if self._stop.is_set():
                     return rv
                 event = json.loads(line)

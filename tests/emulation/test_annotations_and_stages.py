@@ -7,7 +7,6 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-
 from e2e.emulation import annotations as ann
 from e2e.emulation.clock import ClusterClock
 from e2e.emulation.kwok_stages import AIGC_EXCLUSION, with_aigc_stages
@@ -60,11 +59,20 @@ def test_memory_requests_parse_with_kubernetes_quantities() -> None:
 
 
 def test_stages_complete_aigc_pods_from_the_finish_annotation_only() -> None:
+    kinds = {
+        "pod-ready": "Pod",
+        "pod-complete": "Pod",
+        "pod-delete": "Pod",
+        "node-initialize": "Node",
+    }
     stock = [
-        {"kind": "Stage", "metadata": {"name": n}, "spec": {"resourceRef": {"apiGroup": "v1", "kind": k}}}
-        for n, k in (("pod-ready", "Pod"), ("pod-complete", "Pod"), ("pod-delete", "Pod"),
-                     ("node-initialize", "Node"))
-    ]  # fmt: skip
+        {
+            "kind": "Stage",
+            "metadata": {"name": n},
+            "spec": {"resourceRef": {"apiGroup": "v1", "kind": k}},
+        }
+        for n, k in kinds.items()
+    ]
     out = {d["metadata"]["name"]: d for d in with_aigc_stages(stock)}
     assert out["pod-complete"]["spec"]["selector"]["matchExpressions"] == [AIGC_EXCLUSION]
     for untouched in ("pod-ready", "pod-delete", "node-initialize"):
@@ -98,3 +106,20 @@ def test_clock_maps_between_wall_and_cluster_time() -> None:
     assert clock.wall_until(400.0) == 10.0
     with pytest.raises(ValueError):
         ClusterClock(0.0)
+
+
+def test_render_metrics_switches_host_label_casing() -> None:
+    """Both dcgm-exporter generations: ``Hostname`` (default) and ``hostname``."""
+    from e2e.emulation.exporter import render_metrics
+    from e2e.emulation.state import EmulationState, NodeHardware
+
+    hw = NodeHardware("n1", "NVIDIA-L4", gpu_count=1, vram_mib=23552, memory_bytes=2**34)
+    state = EmulationState([hw])
+    state.start("n1", "p", gpu_gib=8.0)
+    upper = render_metrics(state.snapshot())
+    lower = render_metrics(state.snapshot(), host_label="hostname")
+    assert 'DCGM_FI_DEV_FB_USED{gpu="0",UUID="GPU-' in upper
+    assert 'Hostname="n1"} 8192' in upper and "hostname=" not in upper
+    assert 'hostname="n1"} 8192' in lower and "Hostname=" not in lower
+    with pytest.raises(ValueError):
+        render_metrics(state.snapshot(), host_label="HOSTNAME")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import random
 
 import pytest
-
 from e2e.emulation.node_queue import NodeQueue, QueueEntry
+
 from ladts_policy.sim.cluster_config import ModelTiming
 from ladts_policy.sim.node_service import NodeServer, ServiceTask
 
