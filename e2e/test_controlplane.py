@@ -109,7 +109,7 @@ def test_prometheus_answers_up(prometheus: Prometheus) -> None:
         return bool(result)
 
     wait_until(self_scraped, "Prometheus to scrape itself", timeout_s=30)
-    assert result[0]["value"][1] == "1"  # type: ignore[index]
+    assert result[0]["value"][1] == "1"
 
 
 @pytest.fixture

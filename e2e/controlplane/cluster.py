@@ -52,6 +52,8 @@ class Cluster:
     kwok: Kwok
     prometheus: Prometheus | None
     workdir: Path
+    processes: ProcessManager
+    """Owns every process above; start helpers (e.g. a submitter) with it to stop them too."""
 
     def api_client(self, pool_maxsize: int = 16) -> Any:
         """A new ``kubernetes.client.ApiClient`` for the admin user (close it when done)."""
@@ -105,7 +107,7 @@ def start_cluster(
             prometheus_targets,
             scrape_interval=scrape_interval,
         )
-    return Cluster(server, scheduler, kwok, prometheus, workdir)
+    return Cluster(server, scheduler, kwok, prometheus, workdir, pm)
 
 
 @contextmanager

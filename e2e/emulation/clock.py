@@ -59,8 +59,12 @@ def shared_clock(
     time_scale: float,
     namespace: str = "default",
     name: str = CLOCK_CONFIGMAP,
+    start_in_s: float = 0.0,
 ) -> ClusterClock:
-    """The clock persisted in ConfigMap ``namespace/name``; created (origin = now) if absent.
+    """The clock persisted in ConfigMap ``namespace/name``; created if absent.
+
+    A new clock's origin is ``start_in_s`` wall seconds from now (a benchmark leaves its
+    submitter process time to start before cluster time 0).
 
     Raises:
         ValueError: The stored clock runs at another time scale (a stale run's ConfigMap:
@@ -68,7 +72,7 @@ def shared_clock(
     """
     from kubernetes.client.exceptions import ApiException
 
-    clock = ClusterClock(time_scale)
+    clock = ClusterClock(time_scale, origin=time.time() + start_in_s)
     body = {
         "apiVersion": "v1",
         "kind": "ConfigMap",
