@@ -133,6 +133,7 @@ class EmulationController:
         ]
         self._threads: list[threading.Thread] = []
         self._watches: list[RawWatch] = []
+        self._listed = False
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -232,9 +233,19 @@ class EmulationController:
         return functools.partial(self.api.list_namespaced_pod, self.namespace)
 
     def _on_pod_list(self, items: list[dict[str, Any]]) -> None:
-        """(Re)list: rebuild every node's FIFO from the placements in the annotations."""
+        """First list: rebuild every node's FIFO from the annotations; a relist (after the
+        watch expired) replays the listed pods as events and ends the pods that vanished."""
         now_epoch = time.time()
         now = self.clock.cluster_of(now_epoch)
+        if self._listed:
+            with self._lock:
+                listed = {str((p.get("metadata") or {}).get("uid")) for p in items}
+                for uid in [u for u in self._live if u not in listed]:
+                    self._leave(uid, now, "deleted (missed while the watch was down)")
+                for pod in items:
+                    self._handle_pod("MODIFIED", pod, now_epoch)
+            return
+        self._listed = True
         by_node: dict[str, list[tuple[dict[str, Any], AigcWork, ann.PlacementNote]]] = {}
         fresh: list[dict[str, Any]] = []
         with self._lock:
