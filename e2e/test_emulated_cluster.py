@@ -169,6 +169,11 @@ def _finished(w: Watcher, name: str) -> bool:
     return (name, "Succeeded") in w.seen or (name, "Deleted") in w.seen
 
 
+def _placed(pod: client.V1Pod | None) -> bool:
+    """True once the controller's placement annotations are on the pod."""
+    return pod is not None and ann.FINISH_TIME in (pod.metadata.annotations or {})
+
+
 def _note(pod: client.V1Pod) -> ann.PlacementNote:
     note = ann.parse_note(pod.metadata.annotations)
     assert note is not None, pod.metadata.annotations
@@ -234,7 +239,10 @@ def test_queued_pod_is_running_while_it_waits_in_the_fifo(
     assert b.start_s == pytest.approx(max(a.finish_s, b.bind_s))
     warm = emulation.service.expected(node, "sdxl", 20, cold=False)
     assert b.finish_s - b.start_s == pytest.approx(warm)
-    assert w.seen[(first, "Succeeded")] < w.seen[(second, "Succeeded")]
+    # Order in which the apiserver showed them Succeeded (the controller's watch saw it).
+    rec_a, rec_b = (emulation.controller.record(n) for n in (first, second))
+    assert rec_a is not None and rec_b is not None
+    assert rec_a.observed_finish_s < rec_b.observed_finish_s
 
 
 def test_exclusive_pod_b_binds_when_a_succeeds(
@@ -262,10 +270,11 @@ def test_deleted_pod_leaves_the_fifo_and_the_next_moves_up(
     first = _create(core_v1, node, steps=40)
     second = _create(core_v1, node)
     w = Watcher(core_v1, [first, second])
-    w.until(lambda w: all((n, "Running") in w.seen for n in (first, second)), "both Running")
-    pod = w.last[second]
-    assert pod is not None and ann.FINISH_S in (pod.metadata.annotations or {})
-    before = _note(pod)
+    w.until(
+        lambda w: all((n, "Running") in w.seen and _placed(w.last.get(n)) for n in (first, second)),
+        "both Running and placed",
+    )
+    before = _note(w.last[second])  # type: ignore[arg-type]
     core_v1.delete_namespaced_pod(first, NAMESPACE, grace_period_seconds=0)
     deleted_at = emulation.clock.now()
     w.until(lambda w: _finished(w, second), f"{second} done")
@@ -306,13 +315,7 @@ def test_restarted_controller_rebuilds_queues_and_loses_nothing(
     node = "emu-4090-0"
     before = [_create(core_v1, node, steps=10) for _ in range(3)]
     w = Watcher(core_v1, list(before))
-    w.until(
-        lambda w: all(
-            p is not None and ann.FINISH_TIME in (p.metadata.annotations or {})
-            for p in (w.last.get(n) for n in before)
-        ),
-        "all placed",
-    )
+    w.until(lambda w: all(_placed(w.last.get(n)) for n in before), "all placed")
     times = {n: _note(w.last[n]).finish_s for n in before}  # type: ignore[arg-type]
     emulation.controller.stop()
     assert emulation.controller.errors == []
