@@ -47,15 +47,11 @@ def test_apiserver_reports_pinned_version(api_client: client.ApiClient) -> None:
 def test_kwok_node_becomes_ready(
     core_v1: client.CoreV1Api, fake_node_factory: Callable[..., client.V1Node]
 ) -> None:
-    """A plain Node created through the API becomes Ready through kwok (its Lease renewed)."""
+    """A plain Node created through the API (no conditions) is made Ready by kwok, untainted."""
     name = fake_node_factory(gpus=2, product="NVIDIA-RTX-4090").to_dict()["metadata"]["name"]
     node = wait_for_object(
         lambda: core_v1.read_node(name), node_ready, f"node {name} Ready", timeout_s=60
     ).to_dict()
-    lease = client.CoordinationV1Api(core_v1.api_client).read_namespaced_lease(
-        name, "kube-node-lease"
-    )
-    assert lease.spec.holder_identity == name
     taints = node["spec"].get("taints") or []
     assert not [t for t in taints if t["key"].startswith("node.kubernetes.io/")]
 
