@@ -40,6 +40,9 @@ SA_ISSUER = "https://kubernetes.default.svc.cluster.local"
 KINE_SQLITE_PARAMS = (
     "_journal_mode=WAL&_busy_timeout=30000&_synchronous=NORMAL&_txlock=immediate&cache=shared"
 )
+#: Scheduler client rate limits when its configuration sets none (kwok's DefaultUnlimitedQPS).
+UNLIMITED_QPS = 5000.0
+UNLIMITED_BURST = 10000
 #: Starts tried when a component exits because its port was taken meanwhile (free_port race).
 PORT_ATTEMPTS = 4
 _PORT_CLASH = ("address already in use", "bind: address")
@@ -234,6 +237,12 @@ def start_scheduler(
     else:
         base = source_config
     config = adapt_scheduler_config(base, kubeconfig, extenders)
+    # Lift client-side rate limits the configuration leaves at their defaults (50 QPS), as
+    # kwokctl's disableQPSLimits does: time-scaled arrivals would otherwise be throttled at
+    # bind time, a delay no real cluster at scale 1 sees.
+    connection = config.setdefault("clientConnection", {})
+    connection.setdefault("qps", UNLIMITED_QPS)
+    connection.setdefault("burst", UNLIMITED_BURST)
     config_path = write_scheduler_config(workdir / f"{name}-config.yaml", config)
 
     def attempt(port: int) -> Scheduler:
