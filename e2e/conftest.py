@@ -241,7 +241,7 @@ def fake_node_factory(
 
     def create(name: str | None = None, **kwargs: Any) -> client.V1Node:
         node_name = name or f"kwok-gpu-{uuid.uuid4().hex[:8]}"
-        node = core_v1.create_node(fake_gpu_node(node_name, **kwargs))
+        node = core_v1.create_node(fake_gpu_node(node_name, **kwargs))  # type: ignore[arg-type]
         created.append(node_name)
         return node
 

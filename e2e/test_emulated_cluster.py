@@ -30,9 +30,6 @@ from e2e.emulation.exporter import FakeExporter
 from e2e.emulation.pods import APP_LABEL, aigc_pod_manifest
 from e2e.emulation.records import NODE_DELETED, REMOVED, SUCCEEDED, read_records
 from e2e.emulation.scenario_nodes import (
-    GPU_PRODUCT_LABEL,
-    GPU_PROFILE_LABEL,
-    GPU_RESOURCE,
     create_nodes,
     delete_nodes,
     load_cluster,
@@ -178,19 +175,6 @@ def _note(pod: client.V1Pod) -> ann.PlacementNote:
     note = ann.parse_note(pod.metadata.annotations)
     assert note is not None, pod.metadata.annotations
     return note
-
-
-def test_scenario_nodes_ready_with_gpu_capacity(
-    core_v1: client.CoreV1Api, emulation: Emulation
-) -> None:
-    """Every scenario node is Ready, labelled with its GPU, and offers one nvidia.com/gpu."""
-    for name in emulation.nodes:
-        node = core_v1.read_node(name)
-        labels = node.metadata.labels
-        assert labels[GPU_PROFILE_LABEL] in ("rtx-4090", "a10")
-        assert labels[GPU_PRODUCT_LABEL].startswith("NVIDIA-")
-        assert node.status.allocatable[GPU_RESOURCE] == "1"
-        assert not [t for t in node.spec.taints or [] if t.effect == "NoSchedule"]
 
 
 def test_bound_pod_runs_at_once_and_succeeds_at_the_modelled_finish(

@@ -99,6 +99,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"scheduling latency ms: mean {sl['mean']:.0f} p50 {sl['p50']:.0f} p95 {sl['p95']:.0f}")
     print(f"observed lag ms: mean {lag['mean']:.0f} p50 {lag['p50']:.0f} p95 {lag['p95']:.0f}")
     print(f"submitter lag behind arrivals: {run.summary['max_submit_lag_cluster_s']} s cluster")
+    print(
+        f"CPU seconds per process over {run.summary['wall_s']:.0f} s wall: {run.summary['cpu_s']}"
+    )
     if result["problems"]:
         print("INVALID: " + "; ".join(result["problems"]), file=sys.stderr)
         return 1

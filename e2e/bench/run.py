@@ -103,6 +103,9 @@ def emulate(
             pods = core.list_namespaced_pod(NAMESPACE, label_selector=DEFAULT_SELECTOR).items
             unbound = sum(1 for p in pods if not (p.spec and p.spec.node_name))
             total, count = attempt_duration(cl.scheduler.metrics())
+            cpu = {p.name: _cpu_seconds(p.pid) for p in cl.processes.processes if p.running()}
+            cpu["submitter"] = submitted.get("cpu_s", float("nan"))
+            cpu["controller (bench process)"] = time.process_time()
         finally:
             api.close()
     ended = [r for r in records if r.outcome]
@@ -123,6 +126,7 @@ def emulate(
         "scheduler_attempts": count,
         "scheduler_mean_attempt_ms": 1000.0 * total / count if count else None,
         "wall_s": time.monotonic() - started,
+        "cpu_s": {k: round(v, 1) for k, v in cpu.items()},
         "workdir": str(workdir),
     }
     return EmulatedRun(records, summary)
@@ -149,6 +153,16 @@ def _submit(pm: Any, workdir: Path, kubeconfig: Path, deadline: float) -> dict[s
                            f"{proc.log_tail(20)}"], "stopped_at_deadline": True}  # fmt: skip
     report: dict[str, Any] = json.loads(out.read_text("utf-8"))
     return report
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a running process (Linux ``/proc``; NaN elsewhere)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return float("nan")
+    fields = stat[stat.rfind(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _cut(submitted: dict[str, Any], finished: bool) -> str:

@@ -85,6 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "max_lag_cluster_s": max_lag_s,
         "stopped_at_deadline": stopped,
         "requests": len(requests),
+        "cpu_s": time.process_time(),
     }
     args.out.write_text(json.dumps(result), encoding="utf-8")
     return 0

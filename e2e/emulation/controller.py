@@ -167,16 +167,19 @@ class EmulationController:
         return self
 
     def stop(self, timeout_s: float = 10.0) -> None:
-        """Stop and join every thread; API writes still queued are finished first."""
-        for q in self._jobs:
-            q.put(None)
+        """Stop watching, finish the API writes already queued, then join every thread."""
         deadline = time.monotonic() + timeout_s
+        for w in self._watches:
+            w.stop()
+        for t in self._threads:
+            if t.name in ("emu-pods", "emu-nodes"):
+                t.join(timeout=max(0.1, deadline - time.monotonic()))
+        for q in self._jobs:
+            q.put(None)  # after every queued write: workers drain, then exit
         for t in self._threads:
             if t.name.startswith("emu-api"):
                 t.join(timeout=max(0.1, deadline - time.monotonic()))
         self._stop.set()
-        for w in self._watches:
-            w.stop()
         with self._lock:
             self._lock.notify_all()
         for t in self._threads:

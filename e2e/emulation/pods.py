@@ -15,6 +15,7 @@ from typing import Any
 
 from kubernetes.utils import parse_quantity
 
+from e2e.controlplane.objects import GPU_RESOURCE
 from e2e.emulation.annotations import CREATED_S
 
 MODEL = "ladts.io/model"
@@ -24,7 +25,6 @@ INPUT_MBIT = "ladts.io/input-mbit"
 APP_LABEL = ("app.kubernetes.io/part-of", "ladts-emulation")
 IMAGE = "registry.invalid/ladts/diffusion:emulated"
 KWOK_TOLERATION = {"key": "kwok.x-k8s.io/node", "operator": "Exists", "effect": "NoSchedule"}
-GPU_RESOURCE = "nvidia.com/gpu"
 
 
 @dataclass(frozen=True)
