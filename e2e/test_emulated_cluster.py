@@ -245,11 +245,12 @@ def test_exclusive_pod_b_binds_when_a_succeeds(
     assert w.seen[(b, "Bound")] >= a_done - 0.5, "B was bound before A finished"
 
 
+@pytest.mark.parametrize("how", ["delete", "evict"])
 def test_deleted_pod_leaves_the_fifo_and_the_next_moves_up(
-    core_v1: client.CoreV1Api, emulation: Emulation
+    core_v1: client.CoreV1Api, emulation: Emulation, how: str
 ) -> None:
-    """Deleting the pod in service frees the slot: the queued pod's finish moves earlier and
-    kwok completes it at the new time."""
+    """Deleting (or evicting, through the Eviction API) the pod in service frees the slot: the
+    queued pod's finish moves earlier and kwok completes it at the new time."""
     node = "emu-4090-0"
     first = _create(core_v1, node, steps=40)
     second = _create(core_v1, node)
@@ -259,7 +260,15 @@ def test_deleted_pod_leaves_the_fifo_and_the_next_moves_up(
         "both Running and placed",
     )
     before = _note(w.last[second])  # type: ignore[arg-type]
-    core_v1.delete_namespaced_pod(first, NAMESPACE, grace_period_seconds=0)
+    if how == "delete":
+        core_v1.delete_namespaced_pod(first, NAMESPACE, grace_period_seconds=0)
+    else:  # graceful: the pod first gets a deletionTimestamp, as on eviction or preemption
+        eviction = {
+            "apiVersion": "policy/v1",
+            "kind": "Eviction",
+            "metadata": {"name": first, "namespace": NAMESPACE},
+        }
+        core_v1.create_namespaced_pod_eviction(first, NAMESPACE, eviction)  # type: ignore[arg-type]
     deleted_at = emulation.clock.now()
     w.until(lambda w: _finished(w, second), f"{second} done")
     after = _note(w.last[second])  # type: ignore[arg-type]
