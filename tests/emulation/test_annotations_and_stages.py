@@ -123,3 +123,23 @@ def test_render_metrics_switches_host_label_casing() -> None:
     assert 'hostname="n1"} 8192' in lower and "Hostname=" not in lower
     with pytest.raises(ValueError):
         render_metrics(state.snapshot(), host_label="HOSTNAME")
+
+
+def test_stage_file_raises_kwok_pod_workers_with_every_option_set(tmp_path: Path) -> None:
+    """kwok does not default a KwokConfiguration read from --config: all options are given."""
+    import yaml
+    from e2e.emulation.kwok_stages import POD_PLAY_STAGE_PARALLELISM, write_aigc_stages
+
+    base = tmp_path / "stages-fast.yaml"
+    base.write_text("kind: Stage\nmetadata: {name: pod-ready}\nspec: {resourceRef: {kind: Pod}}\n")
+    docs = list(yaml.safe_load_all(write_aigc_stages(base, tmp_path / "out.yaml").read_text()))
+    (conf,) = [d for d in docs if d["kind"] == "KwokConfiguration"]
+    options = conf["options"]
+    assert options["podPlayStageParallelism"] == POD_PLAY_STAGE_PARALLELISM
+    for key in ("nodePlayStageParallelism", "nodeLeaseParallelism", "podsOnNodeSyncParallelism"):
+        assert options[key] > 0
+    assert {d["metadata"]["name"] for d in docs if d["kind"] == "Stage"} == {
+        "pod-ready",
+        "aigc-pod-complete",
+        "aigc-pod-reject",
+    }
