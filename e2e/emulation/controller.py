@@ -358,24 +358,27 @@ class EmulationController:
         else:
             created = now
         latency_ms = (now_epoch - self.clock.epoch_of(created)) * 1000.0
+        # Everything that can raise happens before the placement is committed.
+        try:
+            host_bytes = memory_request_bytes(pod)
+        except ValueError as err:
+            host_bytes = 0
+            self._note_error(f"{pod['metadata']['name']}: memory request: {err}")
+        task = self.service.task(work)
         self._seq += 1
         seq = self._seq
         try:
-            entry = self._queue(node).place(uid, seq, self.service.task(work), now)
+            entry = self._queue(node).place(uid, seq, task, now)
         except (KeyError, ValueError) as err:
             message = f"node {node} cannot serve {work.model}: {err}"
-            stub = QueueEntry(uid, seq, self.service.task(work), now, now, now, False, ())
+            stub = QueueEntry(uid, seq, task, now, now, now, False, ())
             rec = _record(pod, work, node, stub, created, latency_ms)
             rec.outcome, rec.error = REJECTED, message
             self._live[uid] = _Live(rec, None)
             self._end(uid, self._live[uid])
             self._write(pod, {"metadata": {"annotations": {ann.REJECTED: message}}})
             return
-        try:
-            host_bytes = memory_request_bytes(pod)
-        except ValueError as err:
-            host_bytes = 0
-            self._note_error(f"{pod['metadata']['name']}: memory request: {err}")
+        # Committed: from here on only bookkeeping that cannot fail, and a queued (retried) write.
         record = _record(pod, work, node, entry, created, latency_ms)
         self._live[uid] = _Live(record, entry, host_bytes)
         self._write(pod, self._placement_patch(node, entry))
