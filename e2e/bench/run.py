@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import sys
 import tempfile
 import time
@@ -19,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from e2e.bench.stats import run_problems
 from e2e.bench.workload import NAMESPACE, Request, capable_profiles
 from e2e.controlplane.cluster import running_cluster
 from e2e.emulation.clock import shared_clock
@@ -129,6 +131,9 @@ def emulate(
         "cpu_s": {k: round(v, 1) for k, v in cpu.items()},
         "workdir": str(workdir),
     }
+    if not run_problems(summary):  # keep the components' logs only when the run went wrong
+        shutil.rmtree(workdir, ignore_errors=True)
+        summary["workdir"] = ""
     return EmulatedRun(records, summary)
 
 
