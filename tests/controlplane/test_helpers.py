@@ -15,6 +15,8 @@ from e2e.controlplane.readiness import LOOPBACK, NotReadyError, wait_until
 from e2e.controlplane.scheduler_config import adapt_scheduler_config, load_scheduler_config
 from e2e.controlplane.sockets import is_loopback, listening_addresses
 
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
 
 def test_process_manager_stops_whole_process_group(tmp_path: Path) -> None:
     """Stopping a process also stops its children, even one that left the group (setsid)."""
@@ -35,7 +37,7 @@ def test_children_die_with_a_killed_parent(tmp_path: Path) -> None:
     runner = textwrap.dedent(f"""
         import sys, time
         from pathlib import Path
-        sys.path.insert(0, {str(Path.cwd())!r})
+        sys.path.insert(0, {str(REPO_ROOT)!r})
         from e2e.controlplane.processes import ProcessManager
         proc = ProcessManager().start("sleeper", ["sleep", "300"], Path({str(tmp_path)!r}))
         Path({str(pid_file)!r}).write_text(str(proc.pid))
