@@ -36,9 +36,9 @@ bench: setup e2e-binaries
 	$(BIN)/python benchmarks/sim_throughput.py --episodes 2
 	$(BIN)/ladts bench extender --nodes 20,100 --duration 1
 	$(BIN)/python -m e2e.bench.default_scheduler --scenario k8s-edge --horizon-s 120 \
-		--time-scale 20 --seed 0 --out runs/bench/ci
+		--time-scale 10 --seeds 0 --out runs/bench/ci
 
-# kube-apiserver, kube-scheduler, kine, kwok, helm (Go, from source) and Prometheus (Debian),
+# kube-apiserver, kube-scheduler, kine, kwok (Go, from source) and Prometheus (Debian; helm: build.sh helm),
 # into a cache outside the repository; seconds when already built (e2e/README.md).
 e2e-binaries:
 	e2e/controlplane/build.sh

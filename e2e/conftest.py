@@ -16,6 +16,7 @@ import pytest
 from kubernetes import client, config
 
 from e2e.controlplane.binaries import BUILD_SCRIPT, Binaries, find_binaries
+from e2e.controlplane.cluster import start_kwok_aigc
 from e2e.controlplane.components import (
     ApiServer,
     Kine,
@@ -24,14 +25,12 @@ from e2e.controlplane.components import (
     Scheduler,
     start_apiserver,
     start_kine,
-    start_kwok,
     start_prometheus,
     start_scheduler,
 )
 from e2e.controlplane.objects import fake_gpu_node
 from e2e.controlplane.pki import openssl_available
 from e2e.controlplane.processes import ProcessManager
-from e2e.emulation.kwok_stages import write_aigc_stages
 
 E2E_DIR = Path(__file__).parent
 #: Minimum per-test timeout (seconds) when pytest-timeout is installed and a test sets none;
@@ -212,20 +211,13 @@ def kwok(
 ) -> Iterator[Kwok]:
     """kwok (out of cluster) managing Nodes annotated ``kwok.x-k8s.io/node=fake``.
 
-    Its pod stages skip AIGC pods (annotation ``ladts.io/model``), whose lifecycle the
-    emulation controller drives, as in the benchmark.
+    With the AIGC stages (``e2e/emulation/kwok_stages.py``): AIGC pods turn Running at bind
+    and Succeeded at the finish the emulation controller annotates, as in the benchmarks
+    (same helper, ``e2e.controlplane.cluster.start_kwok_aigc``).
     """
     require_binaries(e2e_binaries, "kwok", "stages-fast.yaml")
-    (e2e_workdir / "kwok").mkdir(parents=True, exist_ok=True)
-    stages = write_aigc_stages(
-        e2e_binaries.get("stages-fast.yaml"), e2e_workdir / "kwok" / "stages-aigc.yaml"
-    )
-    controller = start_kwok(
-        e2e_processes,
-        e2e_binaries.get("kwok"),
-        stages,
-        e2e_workdir / "kwok",
-        kube_apiserver.kubeconfig,
+    controller = start_kwok_aigc(
+        e2e_processes, e2e_binaries, e2e_workdir / "kwok", kube_apiserver.kubeconfig
     )
     yield controller
     e2e_processes.stop(controller.process)
@@ -249,7 +241,7 @@ def fake_node_factory(
 
     def create(name: str | None = None, **kwargs: Any) -> client.V1Node:
         node_name = name or f"kwok-gpu-{uuid.uuid4().hex[:8]}"
-        node = core_v1.create_node(fake_gpu_node(node_name, **kwargs))
+        node = core_v1.create_node(fake_gpu_node(node_name, **kwargs))  # type: ignore[arg-type]
         created.append(node_name)
         return node
 

@@ -6,10 +6,10 @@ import json
 import os
 import urllib.parse
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
@@ -18,6 +18,7 @@ from e2e.controlplane.pki import Pki, make_pki
 from e2e.controlplane.processes import ManagedProcess, ProcessManager
 from e2e.controlplane.readiness import (
     LOOPBACK,
+    NotReadyError,
     free_port,
     http_get,
     http_ok,
@@ -39,6 +40,30 @@ SA_ISSUER = "https://kubernetes.default.svc.cluster.local"
 KINE_SQLITE_PARAMS = (
     "_journal_mode=WAL&_busy_timeout=30000&_synchronous=NORMAL&_txlock=immediate&cache=shared"
 )
+#: Scheduler client rate limits when its configuration sets none (kwok's DefaultUnlimitedQPS).
+UNLIMITED_QPS = 5000.0
+UNLIMITED_BURST = 10000
+#: Starts tried when a component exits because its port was taken meanwhile (free_port race).
+PORT_ATTEMPTS = 4
+_PORT_CLASH = ("address already in use", "bind: address")
+T = TypeVar("T")
+
+
+def on_free_port(start: Callable[[int], T], attempts: int = PORT_ATTEMPTS) -> T:
+    """Call ``start(port)`` with a free loopback port; retry with another when it was taken.
+
+    ``free_port`` only says the port was free a moment ago: another developer's process may
+    bind it before ours does. A start that fails with "address already in use" in the
+    component's log is retried on a fresh port; any other failure is raised at once.
+    """
+    for attempt in range(attempts):
+        try:
+            return start(free_port())
+        except NotReadyError as err:
+            clash = any(marker in str(err).lower() for marker in _PORT_CLASH)
+            if not clash or attempt + 1 == attempts:
+                raise
+    raise AssertionError("unreachable")
 
 
 # --------------------------------------------------------------------------------------------
@@ -61,16 +86,19 @@ class Kine:
 def start_kine(pm: ProcessManager, binary: Path, workdir: Path, timeout_s: float = 60) -> Kine:
     """Start kine on a free loopback port with a fresh sqlite database in ``workdir``."""
     workdir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    argv: list[str | Path] = [
-        binary,
-        f"--listen-address={LOOPBACK}:{port}",
-        f"--endpoint=sqlite://{workdir / 'state.db'}?{KINE_SQLITE_PARAMS}",
-        "--metrics-bind-address=0",
-    ]
-    proc = pm.start("kine", argv, workdir)
-    wait_until(tcp_open(port), "kine to accept connections", timeout_s, proc)
-    return Kine(process=proc, port=port)
+
+    def attempt(port: int) -> Kine:
+        argv: list[str | Path] = [
+            binary,
+            f"--listen-address={LOOPBACK}:{port}",
+            f"--endpoint=sqlite://{workdir / 'state.db'}?{KINE_SQLITE_PARAMS}",
+            "--metrics-bind-address=0",
+        ]
+        proc = pm.start("kine", argv, workdir)
+        wait_until(tcp_open(port), "kine to accept connections", timeout_s, proc)
+        return Kine(process=proc, port=port)
+
+    return on_free_port(attempt)
 
 
 # --------------------------------------------------------------------------------------------
@@ -145,16 +173,19 @@ def start_apiserver(
     """Generate PKI + tokens, start kube-apiserver and wait for an authenticated ``/readyz``."""
     workdir.mkdir(parents=True, exist_ok=True)
     pki = make_pki(workdir / "pki")
-    port = free_port()
-    argv: list[str | Path] = [binary, *apiserver_args(pki, etcd_url, port, workdir), *extra_args]
-    proc = pm.start("kube-apiserver", argv, workdir)
-    url = f"https://{LOOPBACK}:{port}"
-    check = http_ok(f"{url}/readyz", token=pki.tokens["admin"], ca_file=pki.ca_cert)
-    wait_until(check, "kube-apiserver /readyz", timeout_s, proc)
-    kubeconfig = write_kubeconfig(
-        workdir / "kubeconfig.yaml", url, pki.ca_cert, pki.tokens["admin"]
-    )
-    return ApiServer(process=proc, port=port, pki=pki, kubeconfig=kubeconfig, workdir=workdir)
+
+    def attempt(port: int) -> ApiServer:
+        args = apiserver_args(pki, etcd_url, port, workdir)
+        proc = pm.start("kube-apiserver", [binary, *args, *extra_args], workdir)
+        url = f"https://{LOOPBACK}:{port}"
+        check = http_ok(f"{url}/readyz", token=pki.tokens["admin"], ca_file=pki.ca_cert)
+        wait_until(check, "kube-apiserver /readyz", timeout_s, proc)
+        kubeconfig = write_kubeconfig(
+            workdir / "kubeconfig.yaml", url, pki.ca_cert, pki.tokens["admin"]
+        )
+        return ApiServer(process=proc, port=port, pki=pki, kubeconfig=kubeconfig, workdir=workdir)
+
+    return on_free_port(attempt)
 
 
 # --------------------------------------------------------------------------------------------
@@ -206,20 +237,30 @@ def start_scheduler(
     else:
         base = source_config
     config = adapt_scheduler_config(base, kubeconfig, extenders)
+    # Lift client-side rate limits the configuration leaves at their defaults (50 QPS), as
+    # kwokctl's disableQPSLimits does: time-scaled arrivals would otherwise be throttled at
+    # bind time, a delay no real cluster at scale 1 sees.
+    connection = config.setdefault("clientConnection", {})
+    connection.setdefault("qps", UNLIMITED_QPS)
+    connection.setdefault("burst", UNLIMITED_BURST)
     config_path = write_scheduler_config(workdir / f"{name}-config.yaml", config)
-    port = free_port()
-    argv: list[str | Path] = [
-        binary,
-        f"--config={config_path}",
-        f"--bind-address={LOOPBACK}",
-        f"--secure-port={port}",
-        f"--cert-dir={workdir / (name + '-certs')}",
-        "--authorization-always-allow-paths=/healthz,/readyz,/livez,/metrics",
-        "--v=2",
-    ]
-    proc = pm.start(name, argv, workdir)
-    wait_until(http_ok(f"https://{LOOPBACK}:{port}/readyz"), f"{name} /readyz", timeout_s, proc)
-    return Scheduler(process=proc, port=port, config_path=config_path, config=config)
+
+    def attempt(port: int) -> Scheduler:
+        argv: list[str | Path] = [
+            binary,
+            f"--config={config_path}",
+            f"--bind-address={LOOPBACK}",
+            f"--secure-port={port}",
+            f"--cert-dir={workdir / (name + '-certs')}",
+            "--authorization-always-allow-paths=/healthz,/readyz,/livez,/metrics",
+            "--v=2",
+        ]
+        proc = pm.start(name, argv, workdir)
+        ready = http_ok(f"https://{LOOPBACK}:{port}/readyz")
+        wait_until(ready, f"{name} /readyz", timeout_s, proc)
+        return Scheduler(process=proc, port=port, config_path=config_path, config=config)
+
+    return on_free_port(attempt)
 
 
 # --------------------------------------------------------------------------------------------
@@ -253,20 +294,25 @@ def start_kwok(
     ``HOME`` points at ``workdir`` so a user's ``~/.kwok/kwok.yaml`` is never read.
     """
     workdir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    argv: list[str | Path] = [
-        binary,
-        f"--kubeconfig={kubeconfig}",
-        f"--config={stages}",
-        "--manage-all-nodes=false",
-        f"--manage-nodes-with-annotation-selector={KWOK_NODE_ANNOTATION}={KWOK_NODE_ANNOTATION_VALUE}",
-        f"--server-address={LOOPBACK}:{port}",
-        "--node-ip=10.0.1.1",
-    ]
     env = {**os.environ, "HOME": str(workdir)}
-    proc = pm.start("kwok", argv, workdir, env=env)
-    wait_until(http_ok(f"http://{LOOPBACK}:{port}/healthz"), "kwok /healthz", timeout_s, proc)
-    return Kwok(process=proc, port=port)
+    selector = f"{KWOK_NODE_ANNOTATION}={KWOK_NODE_ANNOTATION_VALUE}"
+
+    def attempt(port: int) -> Kwok:
+        argv: list[str | Path] = [
+            binary,
+            f"--kubeconfig={kubeconfig}",
+            f"--config={stages}",
+            "--manage-all-nodes=false",
+            f"--manage-nodes-with-annotation-selector={selector}",
+            f"--server-address={LOOPBACK}:{port}",
+            "--node-ip=10.0.1.1",
+        ]
+        proc = pm.start("kwok", argv, workdir, env=env)
+        ready = http_ok(f"http://{LOOPBACK}:{port}/healthz")
+        wait_until(ready, "kwok /healthz", timeout_s, proc)
+        return Kwok(process=proc, port=port)
+
+    return on_free_port(attempt)
 
 
 # --------------------------------------------------------------------------------------------
@@ -287,6 +333,20 @@ def prometheus_config(
     }
 
 
+def scaled_scrape_interval(
+    cluster_interval_s: float, time_scale: float, floor_ms: int = 100
+) -> str:
+    """Wall scrape interval that samples every ``cluster_interval_s`` of cluster time.
+
+    Modelled GPU work runs ``time_scale`` times faster than wall time, so a scrape every 15 s
+    of a real cluster (dcgm-exporter's ServiceMonitor default) is every ``15 / time_scale`` wall
+    seconds here; never below ``floor_ms``.
+    """
+    if cluster_interval_s <= 0 or time_scale <= 0:
+        raise ValueError("interval and time scale must be > 0")
+    return f"{max(floor_ms, round(1000.0 * cluster_interval_s / time_scale))}ms"
+
+
 @dataclass(frozen=True)
 class Prometheus:
     """A running Prometheus (Debian binary) with a fixture-owned configuration file."""
@@ -294,6 +354,7 @@ class Prometheus:
     process: ManagedProcess
     port: int
     config_path: Path
+    scrape_interval: str = "1s"
 
     @property
     def url(self) -> str:
@@ -315,7 +376,7 @@ class Prometheus:
 
     def set_targets(self, targets: Mapping[str, Sequence[str]], timeout_s: float = 30) -> None:
         """Replace the scrape jobs (job name -> ``host:port`` list) and reload Prometheus."""
-        config = prometheus_config(targets, self.port)
+        config = prometheus_config(targets, self.port, self.scrape_interval)
         self.config_path.write_text(yaml.safe_dump(config), encoding="utf-8")
         request = urllib.request.Request(f"{self.url}/-/reload", method="POST")
         with urllib.request.urlopen(request, timeout=10) as resp:
@@ -339,20 +400,30 @@ def start_prometheus(
     workdir: Path,
     targets: Mapping[str, Sequence[str]] | None = None,
     timeout_s: float = 60,
+    scrape_interval: str = "1s",
 ) -> Prometheus:
-    """Start Prometheus on loopback with tmp storage and the given scrape targets; wait /-/ready."""
+    """Start Prometheus on loopback with tmp storage and the given scrape targets; wait /-/ready.
+
+    ``scrape_interval`` is a Prometheus duration; see :func:`scaled_scrape_interval` for runs
+    at a time scale other than 1.
+    """
     workdir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
     config_path = workdir / "prometheus.yml"
-    config_path.write_text(yaml.safe_dump(prometheus_config(targets or {}, port)), encoding="utf-8")
-    argv: list[str | Path] = [
-        binary,
-        f"--config.file={config_path}",
-        f"--storage.tsdb.path={workdir / 'data'}",
-        f"--web.listen-address={LOOPBACK}:{port}",
-        "--web.enable-lifecycle",
-        "--storage.tsdb.retention.time=1h",
-    ]
-    proc = pm.start("prometheus", argv, workdir)
-    wait_until(http_ok(f"http://{LOOPBACK}:{port}/-/ready"), "Prometheus /-/ready", timeout_s, proc)
-    return Prometheus(process=proc, port=port, config_path=config_path)
+
+    def attempt(port: int) -> Prometheus:
+        config = prometheus_config(targets or {}, port, scrape_interval)
+        config_path.write_text(yaml.safe_dump(config), encoding="utf-8")
+        argv: list[str | Path] = [
+            binary,
+            f"--config.file={config_path}",
+            f"--storage.tsdb.path={workdir / 'data'}",
+            f"--web.listen-address={LOOPBACK}:{port}",
+            "--web.enable-lifecycle",
+            "--storage.tsdb.retention.time=1h",
+        ]
+        proc = pm.start("prometheus", argv, workdir)
+        ready = http_ok(f"http://{LOOPBACK}:{port}/-/ready")
+        wait_until(ready, "Prometheus /-/ready", timeout_s, proc)
+        return Prometheus(proc, port, config_path, scrape_interval)
+
+    return on_free_port(attempt)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from kubernetes import client
@@ -12,7 +12,39 @@ from e2e.controlplane.readiness import wait_until
 
 GPU_RESOURCE = "nvidia.com/gpu"
 GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
+NOT_READY_TAINT = "node.kubernetes.io/not-ready"
 T = TypeVar("T")
+
+
+def gpu_node_body(
+    name: str,
+    capacity: Mapping[str, str],
+    labels: Mapping[str, str] | None = None,
+    annotations: Mapping[str, str] | None = None,
+    taints: Sequence[Mapping[str, str]] = (),
+) -> dict[str, Any]:
+    """The one Node body builder: a kwok-managed node (annotation ``kwok.x-k8s.io/node:
+    fake``), capacity = allocatable, the usual well-known labels."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": name,
+            "labels": {
+                "kubernetes.io/hostname": name,
+                "kubernetes.io/os": "linux",
+                "kubernetes.io/arch": "amd64",
+                "type": "kwok",
+                **(labels or {}),
+            },
+            "annotations": {
+                KWOK_NODE_ANNOTATION: KWOK_NODE_ANNOTATION_VALUE,
+                **(annotations or {}),
+            },
+        },
+        "spec": {"taints": [dict(t) for t in taints]},
+        "status": {"capacity": dict(capacity), "allocatable": dict(capacity)},
+    }
 
 
 def fake_gpu_node(
@@ -23,23 +55,11 @@ def fake_gpu_node(
     annotations: Mapping[str, str] | None = None,
     cpu: str = "32",
     memory: str = "128Gi",
-) -> client.V1Node:
-    """Return a Node managed by the kwok fixture, with ``nvidia.com/gpu`` capacity."""
+) -> dict[str, Any]:
+    """Return the body of a Node managed by the kwok fixture, with ``nvidia.com/gpu`` capacity."""
     capacity = {"cpu": cpu, "memory": memory, "pods": "110", GPU_RESOURCE: str(gpus)}
-    return client.V1Node(
-        metadata=client.V1ObjectMeta(
-            name=name,
-            labels={
-                "kubernetes.io/hostname": name,
-                "kubernetes.io/os": "linux",
-                "type": "kwok",
-                GPU_PRODUCT_LABEL: product,
-                **(labels or {}),
-            },
-            annotations={KWOK_NODE_ANNOTATION: KWOK_NODE_ANNOTATION_VALUE, **(annotations or {})},
-        ),
-        spec=client.V1NodeSpec(),
-        status=client.V1NodeStatus(capacity=capacity, allocatable=dict(capacity)),
+    return gpu_node_body(
+        name, capacity, {GPU_PRODUCT_LABEL: product, **(labels or {})}, annotations
     )
 
 
@@ -65,9 +85,12 @@ def simple_pod(
 
 
 def node_ready(node: client.V1Node) -> bool:
-    """True when the Node has condition Ready=True."""
+    """True when the Node has condition Ready=True and no not-ready taint."""
     conditions = (node.status.conditions if node.status else None) or []
-    return any(c.type == "Ready" and c.status == "True" for c in conditions)
+    taints = (node.spec.taints if node.spec else None) or []
+    return any(c.type == "Ready" and c.status == "True" for c in conditions) and not any(
+        t.key == NOT_READY_TAINT for t in taints
+    )
 
 
 def wait_for_object(

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import atexit
+import ctypes
+import ctypes.util
+import functools
 import os
 import signal
 import subprocess
@@ -11,6 +14,33 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
+
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def _load_libc() -> ctypes.CDLL | None:
+    """libc for ``prctl`` (loaded once, before any fork; None off Linux)."""
+    name = ctypes.util.find_library("c")
+    if not name or not os.path.exists("/proc/self"):
+        return None
+    return ctypes.CDLL(name, use_errno=True)
+
+
+_LIBC = _load_libc()
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """In the child before exec: get SIGKILL when the parent dies (Linux ``PR_SET_PDEATHSIG``).
+
+    So a test runner or benchmark killed with SIGKILL (no atexit, no fixture teardown) takes
+    its control plane with it. The signal fires when the *thread* that started the child
+    exits, so the managers start processes from the main thread. Elsewhere a no-op.
+    """
+    if _LIBC is None:
+        return
+    _LIBC.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+    if os.getppid() != parent_pid:  # the parent died before prctl took effect
+        os._exit(1)
 
 
 class ProcInfo(NamedTuple):
@@ -161,6 +191,7 @@ class ProcessManager:
                 cwd=log_dir,
                 env=env,
                 start_new_session=True,
+                preexec_fn=functools.partial(_die_with_parent, os.getpid()),
             )
         proc = ManagedProcess(name=name, popen=popen, log_path=log_path)
         self._processes.append(proc)

@@ -1,337 +1,193 @@
-"""Emulation controller: moves bound AIGC pods through their lifecycle in cluster time.
+"""Emulation controller: queues bound AIGC pods at their node's model server; kwok does the rest.
 
-A watch on pods (a background thread) notices when an AIGC pod (annotations ``ladts.io/model``
-and ``ladts.io/steps``) is bound to a node. At that moment (the *bind* time, in cluster time)
-it asks the node's service model (:class:`~e2e.emulation.service.ScenarioService`, i.e. helper
-B's :class:`NodeServer`, the simulator's own FIFO / concurrency / VRAM / cold-start discipline)
-for the pod's start and finish, then a timer thread patches the pod status to ``Running`` at the
-start and to ``Succeeded`` (container terminated, exit code 0) at the finish. Pods without the
-annotations are left to kwok.
+Workload model (``DESIGN.md``): a bound AIGC pod (annotations ``ladts.io/model`` and
+``ladts.io/steps``) is a thin client of its node's model server. kwok's stock ``pod-ready`` stage
+turns it Running at once; this controller, watching pods with a label selector, places it in
+that node's FIFO (:class:`~e2e.emulation.node_queue.NodeQueue` over the simulator's
+``NodeServer``) at the moment it sees the bind and writes start and finish into the pod's
+``emulation.ladts.io/*`` annotations in **one patch** (:mod:`e2e.emulation.annotations`). kwok's
+``aigc-pod-complete`` stage (:mod:`e2e.emulation.kwok_stages`) turns the pod Succeeded at the
+annotated finish. When the controller sees ``Succeeded`` it stamps the observed time next to
+the modelled finish, writes the record and deletes the pod (it keeps, per node, the newest
+placed pod until a newer one arrives: its annotations carry the node server's state).
 
-Cluster time runs ``time_scale`` times faster than wall time (:class:`ClusterClock`), so an hour
-of cluster time can take a minute. Every recorded time is cluster seconds since the clock's
-origin: creation (the pod's ``ladts.io/emulation-created-s`` annotation when present, else the
-moment the watch first saw it), bind, start and finish. Records go to memory
-(:meth:`EmulationController.records`), to an optional JSONL log, and (``annotate=True``) to the
-pod's annotations ``ladts.io/emulation-{created,bind,start,finish}-s`` / ``-cold`` at finish.
+Robustness:
 
-Coexistence with kwok: kwok's stock "fast" stages mark every bound pod Running at once. Start
-kwok with the stage file of :mod:`e2e.emulation.kwok_stages` and kwok ignores AIGC pods (except
-for deletion), so they stay Pending while queued at their node and turn Running at the modelled
-start. With stock stages the controller still works: the pod shows Running from bind (kwok),
-the controller refreshes the container's ``startedAt`` at the modelled start and completes it;
-kwok's ``pod-complete`` stage only touches Job-owned pods, so it never races the completion.
+- the clock origin lives in a ConfigMap (:func:`~e2e.emulation.clock.shared_clock`); a
+  restarted controller lists the pods, rebuilds every node's queue from their annotations
+  (:meth:`NodeQueue.rebuild`) and continues: no pod in flight changes its times;
+- a pod deleted, evicted (phase Failed) or preempted (deletionTimestamp) leaves its FIFO;
+  pods behind it move up and their annotations are rewritten (kwok re-reads ``finish-time``);
+- a deleted Node drops its queue; its unfinished pods are recorded and deleted (pod GC);
+- a placement is committed in memory before any I/O; its patch is retried until it lands or
+  the pod is gone, so no exception after the commit loses the event;
+- watches carry a label selector (default :data:`DEFAULT_SELECTOR`); nothing waits in O(n²).
 """
 
 from __future__ import annotations
 
 import functools
 import heapq
-import json
+import math
 import queue
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from e2e.emulation.pods import AigcWork, parse_work
+from e2e.emulation import annotations as ann
+from e2e.emulation.clock import ClusterClock
+from e2e.emulation.node_queue import NodeQueue, QueueEntry
+from e2e.emulation.pods import APP_LABEL, AigcWork, memory_request_bytes, parse_work
+from e2e.emulation.records import (
+    NODE_DELETED,
+    REJECTED,
+    REMOVED,
+    SUCCEEDED,
+    PodRecord,
+    RecordLog,
+)
+from e2e.emulation.service import ScenarioService
 from e2e.emulation.state import EmulationState
+from e2e.emulation.watch import RawWatch
 
-RECORD_ANNOTATION_PREFIX = "ladts.io/emulation-"
+# Re-exported for callers of the earlier single-module controller.
+__all__ = ["DEFAULT_SELECTOR", "ClusterClock", "EmulationController", "PodRecord"]
+
+DEFAULT_SELECTOR = f"{APP_LABEL[0]}={APP_LABEL[1]}"
 MERGE_PATCH = "application/merge-patch+json"
-WATCH_TIMEOUT_S = 1
-
-
-class ClusterClock:
-    """Cluster time = ``time_scale`` × wall seconds since ``origin`` (monotonic)."""
-
-    def __init__(
-        self,
-        time_scale: float,
-        origin: float | None = None,
-        monotonic: Callable[[], float] = time.monotonic,
-    ) -> None:
-        """Start the clock now (or at ``origin``, a ``monotonic()`` value)."""
-        if time_scale <= 0:
-            raise ValueError(f"time_scale must be > 0, got {time_scale}")
-        self.time_scale = float(time_scale)
-        self._monotonic = monotonic
-        self.origin = monotonic() if origin is None else origin
-
-    def now(self) -> float:
-        """Current cluster time in seconds."""
-        return (self._monotonic() - self.origin) * self.time_scale
-
-    def wall_until(self, cluster_s: float) -> float:
-        """Wall seconds until cluster time ``cluster_s`` (negative when past)."""
-        return (cluster_s - self.now()) / self.time_scale
-
-
-@dataclass(frozen=True)
-class Placement:
-    """Start and finish of one pod on its node (cluster seconds) and whether it loaded the model."""
-
-    start_s: float
-    finish_s: float
-    cold: bool
-
-
-class ServiceModel(Protocol):
-    """Per-node service discipline: where the controller gets start/finish times."""
-
-    def place(self, node: str, work: AigcWork, now_s: float) -> Placement:
-        """Queue ``work`` on ``node`` at cluster time ``now_s``; raise ValueError if impossible."""
-        ...
-
-    def gpu_memory_gib(self, node: str, model: str) -> float:
-        """GPU memory the model holds while running on ``node``."""
-        ...
+#: Attempts of one API write before it is reported as an error (backoff 0.1 s × 2^k, ≤ 5 s).
+MAX_ATTEMPTS = 8
 
 
 @dataclass
-class PodRecord:
-    """Lifecycle of one AIGC pod, cluster seconds."""
+class _Live:
+    """A pod the controller placed (or rejected) and has not finished with."""
 
-    namespace: str
-    name: str
-    uid: str
-    node: str
-    model: str
-    steps: int
-    created_s: float
-    bind_s: float
-    start_s: float
-    finish_s: float
-    cold: bool
-    host_memory_bytes: int = 0
-    running_patched: bool = False
-    succeeded_patched: bool = False
-    error: str = ""
-
-    @property
-    def service_delay_s(self) -> float:
-        """Creation → finish (what a user waits), cluster seconds."""
-        return self.finish_s - self.created_s
-
-    @property
-    def scheduling_delay_s(self) -> float:
-        """Creation → bind, cluster seconds (kube-scheduler latency × time scale)."""
-        return self.bind_s - self.created_s
-
-    def annotations(self) -> dict[str, str]:
-        """The record as pod annotations."""
-        p = RECORD_ANNOTATION_PREFIX
-        return {
-            f"{p}created-s": f"{self.created_s:.3f}",
-            f"{p}bind-s": f"{self.bind_s:.3f}",
-            f"{p}start-s": f"{self.start_s:.3f}",
-            f"{p}finish-s": f"{self.finish_s:.3f}",
-            f"{p}cold": "true" if self.cold else "false",
-        }
-
-
-def _rfc3339(epoch_s: float) -> str:
-    """Wall-clock timestamp as Kubernetes writes it (second resolution, UTC)."""
-    return datetime.fromtimestamp(epoch_s, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _container_names(pod: Any) -> list[tuple[str, str]]:
-    """(name, image) of the pod's containers."""
-    return [(c.name, c.image or "") for c in (pod.spec.containers or [])]
-
-
-def running_status(containers: list[tuple[str, str]], now_epoch: float) -> dict[str, Any]:
-    """Status body (merge patch) of a pod whose containers just started."""
-    ts = _rfc3339(now_epoch)
-    conditions = [
-        {"type": t, "status": "True", "lastTransitionTime": ts}
-        for t in ("PodScheduled", "Initialized", "ContainersReady", "Ready")
-    ]
-    statuses = [
-        {
-            "name": name,
-            "image": image,
-            "imageID": "",
-            "ready": True,
-            "started": True,
-            "restartCount": 0,
-            "state": {"running": {"startedAt": ts}},
-        }
-        for name, image in containers
-    ]
-    return {
-        "status": {
-            "phase": "Running",
-            "startTime": ts,
-            "conditions": conditions,
-            "containerStatuses": statuses,
-        }
-    }
-
-
-def succeeded_status(
-    containers: list[tuple[str, str]], start_epoch: float, now_epoch: float
-) -> dict[str, Any]:
-    """Status body (merge patch) of a pod whose containers exited 0."""
-    ts, started = _rfc3339(now_epoch), _rfc3339(start_epoch)
-    conditions = [{"type": "PodScheduled", "status": "True", "lastTransitionTime": started}]
-    conditions += [
-        {"type": t, "status": s, "lastTransitionTime": ts, "reason": "PodCompleted"}
-        for t, s in (("Initialized", "True"), ("ContainersReady", "False"), ("Ready", "False"))
-    ]
-    statuses = [
-        {
-            "name": name,
-            "image": image,
-            "imageID": "",
-            "ready": False,
-            "started": False,
-            "restartCount": 0,
-            "state": {
-                "terminated": {
-                    "exitCode": 0,
-                    "reason": "Completed",
-                    "startedAt": started,
-                    "finishedAt": ts,
-                }
-            },
-        }
-        for name, image in containers
-    ]
-    return {
-        "status": {"phase": "Succeeded", "conditions": conditions, "containerStatuses": statuses}
-    }
-
-
-def failed_status(message: str) -> dict[str, Any]:
-    """Status body of a pod the node cannot serve (e.g. its model does not fit the GPU)."""
-    return {"status": {"phase": "Failed", "reason": "EmulationRejected", "message": message}}
-
-
-def _host_memory_bytes(pod: Any) -> int:
-    """Sum of the containers' memory requests in bytes (0 when absent)."""
-    total = 0
-    for c in pod.spec.containers or []:
-        requests = (c.resources.requests if c.resources else None) or {}
-        if "memory" in requests:
-            total += parse_memory(str(requests["memory"]))
-    return total
-
-
-_SUFFIX = {
-    "Ki": 1024, "Mi": 1024**2, "Gi": 1024**3, "Ti": 1024**4,
-    "k": 1000, "M": 1000**2, "G": 1000**3, "T": 1000**4,
-}  # fmt: skip
-
-
-def parse_memory(quantity: str) -> int:
-    """Parse a Kubernetes memory quantity (``512Mi``, ``4Gi``, ``1e9``, ``1000``) to bytes."""
-    for suffix in sorted(_SUFFIX, key=len, reverse=True):
-        if quantity.endswith(suffix):
-            return int(float(quantity[: -len(suffix)]) * _SUFFIX[suffix])
-    return int(float(quantity))
-
-
-@dataclass(order=True)
-class _Due:
-    """A timed action: patch ``uid`` to ``action`` at cluster time ``at_s``."""
-
-    at_s: float
-    seq: int
-    action: str = ""
-    uid: str = ""
+    record: PodRecord
+    entry: QueueEntry | None
+    host_bytes: int = 0
+    done: bool = False
 
 
 class EmulationController:
-    """Watches AIGC pods, places them with the service model, patches Running / Succeeded.
+    """Places bound AIGC pods, keeps the FIFOs right, records and cleans up finished pods.
 
-    Use as a context manager or :meth:`start` / :meth:`stop`; both threads (watch, timer) and
-    the patch workers are joined by :meth:`stop`.
+    Use as a context manager or :meth:`start` / :meth:`stop`.
     """
 
     def __init__(
         self,
         core_api: Any,
-        service: ServiceModel,
+        service: ScenarioService,
         clock: ClusterClock,
         *,
         state: EmulationState | None = None,
-        namespace: str | None = None,
+        namespace: str | None = "default",
         log_path: Path | None = None,
-        annotate: bool = True,
+        label_selector: str = DEFAULT_SELECTOR,
+        delete_terminal: bool = True,
         workers: int = 4,
     ) -> None:
         """Prepare the controller.
 
         Args:
             core_api: A ``kubernetes.client.CoreV1Api``.
-            service: Per-node service model (start/finish per placement).
-            clock: The cluster clock shared with whoever creates pods.
-            state: Emulation state updated at start / finish (feeds the fake exporter).
+            service: The scenario's nodes (one model server each).
+            clock: The cluster clock (use :func:`~e2e.emulation.clock.shared_clock` so a
+                restarted controller keeps the origin).
+            state: Emulation state updated at modelled start / finish (feeds the exporter).
             namespace: Watch one namespace (None: all).
-            log_path: Append one JSON line per finished pod.
-            annotate: Write the lifecycle record into the pod's annotations at finish.
-            workers: Parallel patchers (each pod always goes to the same one, in order).
+            log_path: Append one JSON line per finished pod (read back on restart, so a pod is
+                never recorded twice).
+            label_selector: Server-side selector of the pods to watch.
+            delete_terminal: Delete pods once recorded.
+            workers: Parallel API writers (a pod's writes always go to the same one, in order).
         """
         self.api = core_api
         self.service = service
         self.clock = clock
         self.state = state
         self.namespace = namespace
-        self.log_path = log_path
-        self.annotate = annotate
+        self.label_selector = label_selector
+        self.delete_terminal = delete_terminal
         self.errors: list[str] = []
-        self.max_patch_lag_s = 0.0
-        self._records: dict[str, PodRecord] = {}
-        self._containers: dict[str, list[tuple[str, str]]] = {}
-        self._first_seen: dict[str, float] = {}
+        self._log = RecordLog(log_path)
         self._lock = threading.Condition()
-        self._due: list[_Due] = []
+        self._queues: dict[str, NodeQueue] = {}
+        self._live: dict[str, _Live] = {}
+        self._records: dict[str, PodRecord] = {}  # finished ones, by uid, in finish order
+        self._first_seen: dict[str, float] = {}  # uid -> wall epoch of first unbound sight
+        self._newest: dict[str, tuple[int, str, str, str]] = {}  # node -> (seq, uid, ns, name)
+        self._keep: dict[str, tuple[str, str, str]] = {}  # node -> terminal pod kept for state
         self._seq = 0
+        self._finished = 0
+        self._timers: list[tuple[float, int, str, str, int]] = []  # (epoch, n, action, uid, ver)
+        self._timer_n = 0
+        self._versions: dict[str, int] = {}
         self._stop = threading.Event()
-        self._queues: list[queue.Queue[_Due | None]] = [queue.Queue() for _ in range(workers)]
+        self._jobs: list[queue.Queue[Callable[[], None] | None]] = [
+            queue.Queue() for _ in range(max(1, workers))
+        ]
         self._threads: list[threading.Thread] = []
-        self._watch: Any = None
+        self._watches: list[RawWatch] = []
+        self._listed = False
 
     # ---------------------------------------------------------------- lifecycle
 
     def start(self) -> EmulationController:
-        """Start the watch, timer and patch-worker threads; returns self."""
+        """Rebuild from the cluster's pods (synchronously), then start watching; returns self."""
         if self._threads:
             return self
         self._stop.clear()
+        pods = RawWatch(
+            self._pod_list_fn(),
+            self._on_pod_event,
+            self._on_pod_list,
+            self._note_error,
+            label_selector=self.label_selector,
+        )
+        nodes = RawWatch(self.api.list_node, self._on_node_event, lambda _: None, self._note_error)
+        rv_pods = pods.list_once()
+        rv_nodes = nodes.list_once()
+        self._watches = [pods, nodes]
         self._threads = [
-            threading.Thread(target=self._watch_loop, name="emu-watch", daemon=True),
+            threading.Thread(target=pods.run, args=(rv_pods,), name="emu-pods", daemon=True),
+            threading.Thread(target=nodes.run, args=(rv_nodes,), name="emu-nodes", daemon=True),
             threading.Thread(target=self._timer_loop, name="emu-timer", daemon=True),
         ]
         self._threads += [
-            threading.Thread(
-                target=self._worker_loop, args=(q,), name=f"emu-patch-{i}", daemon=True
-            )
-            for i, q in enumerate(self._queues)
+            threading.Thread(target=self._worker_loop, args=(q,), name=f"emu-api-{i}", daemon=True)
+            for i, q in enumerate(self._jobs)
         ]
         for t in self._threads:
             t.start()
         return self
 
     def stop(self, timeout_s: float = 10.0) -> None:
-        """Stop and join every thread (pending patches are dropped)."""
+        """Stop watching, finish the API writes already queued, then join every thread."""
+        deadline = time.monotonic() + timeout_s
+        for w in self._watches:
+            w.stop()
+        for t in self._threads:
+            if t.name in ("emu-pods", "emu-nodes"):
+                t.join(timeout=max(0.1, deadline - time.monotonic()))
+        for q in self._jobs:
+            q.put(None)  # after every queued write: workers drain, then exit
+        for t in self._threads:
+            if t.name.startswith("emu-api"):
+                t.join(timeout=max(0.1, deadline - time.monotonic()))
         self._stop.set()
-        if self._watch is not None:
-            self._watch.stop()
         with self._lock:
             self._lock.notify_all()
-        for q in self._queues:
-            q.put(None)
         for t in self._threads:
-            t.join(timeout=timeout_s)
+            t.join(timeout=max(0.1, deadline - time.monotonic()))
         alive = [t.name for t in self._threads if t.is_alive()]
         self._threads = []
         if alive:
-            self.errors.append(f"threads still alive after stop: {alive}")
+            self._note_error(f"threads still alive after stop: {alive}")
 
     def __enter__(self) -> EmulationController:
         return self.start()
@@ -342,217 +198,412 @@ class EmulationController:
     # ---------------------------------------------------------------- queries
 
     def records(self) -> list[PodRecord]:
-        """Copies of all records (bound AIGC pods), in bind order."""
+        """Copies of every record (finished and in flight), in placement order."""
         with self._lock:
-            return [PodRecord(**asdict(r)) for r in self._records.values()]
+            recs = [*self._records.values(), *(lv.record for lv in self._live.values())]
+        return sorted((replace(r) for r in recs), key=lambda r: r.seq)
 
     def record(self, name: str, namespace: str = "default") -> PodRecord | None:
-        """The record of one pod by name, or None."""
-        with self._lock:
-            for r in self._records.values():
-                if r.name == name and r.namespace == namespace:
-                    return PodRecord(**asdict(r))
-        return None
+        """The newest record of one pod by name, or None."""
+        found = [r for r in self.records() if r.name == name and r.namespace == namespace]
+        return found[-1] if found else None
 
     def finished_count(self) -> int:
-        """Pods patched to Succeeded so far."""
+        """Pods whose end (any outcome) was recorded."""
         with self._lock:
-            return sum(1 for r in self._records.values() if r.succeeded_patched)
+            return self._finished
 
     def wait_finished(self, count: int, timeout_s: float) -> bool:
-        """Block until ``count`` pods succeeded (True) or ``timeout_s`` passed (False)."""
+        """Block until ``count`` pods ended (True) or ``timeout_s`` passed (False)."""
         deadline = time.monotonic() + timeout_s
         with self._lock:
-            while sum(1 for r in self._records.values() if r.succeeded_patched) < count:
+            while self._finished < count:
                 left = deadline - time.monotonic()
                 if left <= 0 or self._stop.is_set():
                     return False
-                self._lock.wait(timeout=min(left, 0.5))
+                self._lock.wait(timeout=min(left, 1.0))
         return True
 
-    # ---------------------------------------------------------------- watch
+    def pending_writes(self) -> int:
+        """API writes queued and not yet done."""
+        return sum(q.qsize() for q in self._jobs)
 
-    def _list_fn(self) -> Callable[..., Any]:
+    # ---------------------------------------------------------------- pods
+
+    def _pod_list_fn(self) -> Callable[..., Any]:
         if self.namespace is None:
             return self.api.list_pod_for_all_namespaces  # type: ignore[no-any-return]
-        # A partial keeps the return annotation kubernetes.watch needs to deserialize events.
         return functools.partial(self.api.list_namespaced_pod, self.namespace)
 
-    def _watch_loop(self) -> None:
-        """List, then watch from the list's resourceVersion; relist on expiry."""
-        from kubernetes import watch
-        from kubernetes.client.exceptions import ApiException
-
-        list_fn = self._list_fn()
-        rv: str | None = None
-        while not self._stop.is_set():
-            try:
-                if rv is None:
-                    listed = list_fn()
-                    rv = listed.metadata.resource_version
-                    for pod in listed.items:
-                        self.on_pod(pod)
-                self._watch = watch.Watch()
-                for event in self._watch.stream(
-                    list_fn, resource_version=rv, timeout_seconds=WATCH_TIMEOUT_S
-                ):
-                    pod = event["object"]
-                    rv = pod.metadata.resource_version or rv
-                    if event["type"] in ("ADDED", "MODIFIED"):
-                        self.on_pod(pod)
-                    if self._stop.is_set():
-                        break
-            except ApiException as err:
-                if err.status == 410:
-                    rv = None
+    def _on_pod_list(self, items: list[dict[str, Any]]) -> None:
+        """First list: rebuild every node's FIFO from the annotations; a relist (after the
+        watch expired) replays the listed pods as events and ends the pods that vanished."""
+        now_epoch = time.time()
+        now = self.clock.cluster_of(now_epoch)
+        if self._listed:
+            with self._lock:
+                listed = {str((p.get("metadata") or {}).get("uid")) for p in items}
+                for uid in [u for u in self._live if u not in listed]:
+                    self._leave(uid, now, "deleted (missed while the watch was down)")
+                for pod in items:
+                    self._handle_pod("MODIFIED", pod, now_epoch)
+            return
+        self._listed = True
+        by_node: dict[str, list[tuple[dict[str, Any], AigcWork, ann.PlacementNote]]] = {}
+        fresh: list[dict[str, Any]] = []
+        with self._lock:
+            for pod in items:
+                meta = pod.get("metadata") or {}
+                notes = meta.get("annotations") or {}
+                work = parse_work(notes)
+                if work is None or meta.get("uid") in self._live:
                     continue
-                self._note_error(f"watch: {err.status} {err.reason}")
-                self._stop.wait(0.5)
-            except Exception as err:
-                if not self._stop.is_set():
-                    self._note_error(f"watch: {type(err).__name__}: {err}")
-                    self._stop.wait(0.5)
+                note = ann.parse_note(notes)
+                if note is not None and note.node == (pod.get("spec") or {}).get("nodeName"):
+                    by_node.setdefault(note.node, []).append((pod, work, note))
+                else:
+                    fresh.append(pod)
+            for node, placed in by_node.items():
+                self._adopt(node, placed, now)
+            for pod in sorted(fresh, key=lambda p: p["metadata"].get("creationTimestamp", "")):
+                self._handle_pod("ADDED", pod, now_epoch)
 
-    def on_pod(self, pod: Any) -> None:
-        """Handle one observed pod (public for tests): record first sight, or place on bind."""
-        work = parse_work(pod.metadata.annotations)
+    def _adopt(
+        self,
+        node: str,
+        placed: list[tuple[dict[str, Any], AigcWork, ann.PlacementNote]],
+        now: float,
+    ) -> None:
+        """Rebuild one node's FIFO from persisted placements (lock held)."""
+        try:
+            q = self._queue(node)
+        except KeyError:
+            self._note_error(f"pods placed on unknown node {node}")
+            return
+        entries = []
+        for pod, work, note in placed:
+            uid = pod["metadata"]["uid"]
+            entry = QueueEntry(
+                uid, note.seq, self.service.task(work), note.bind_s, note.start_s,
+                note.finish_s, note.cold, note.loaded,
+            )  # fmt: skip
+            entries.append(entry)
+            self._seq = max(self._seq, note.seq)
+            self._track_newest(node, note.seq, pod)
+            if uid in self._log:  # recorded by an earlier controller: state only
+                continue
+            created = work.created_s if work.created_s is not None else note.bind_s
+            latency_ms = (note.bind_s - created) / self.clock.time_scale * 1000.0
+            rec = _record(pod, work, node, entry, created, latency_ms)
+            self._live[uid] = _Live(rec, entry)
+            self._schedule_state(uid, entry)
+        q.rebuild(entries, now)
+        newest = self._newest.get(node)
+        for pod, _, _ in placed:
+            uid = pod["metadata"]["uid"]
+            if uid in self._live:  # ended while no controller ran: recorded now
+                self._handle_pod("MODIFIED", pod, time.time())
+            elif self.delete_terminal and newest is not None and newest[1] == uid:
+                self._keep[node] = (uid, pod["metadata"]["namespace"], pod["metadata"]["name"])
+            elif self.delete_terminal:
+                self._delete(uid, pod["metadata"]["namespace"], pod["metadata"]["name"])
+
+    def _on_pod_event(self, kind: str, pod: dict[str, Any]) -> None:
+        """Watch callback: never raises (an error is noted and the watch goes on)."""
+        try:
+            with self._lock:
+                self._handle_pod(kind, pod, time.time())
+        except Exception as err:
+            name = (pod.get("metadata") or {}).get("name")
+            self._note_error(f"event {kind} {name}: {type(err).__name__}: {err}")
+
+    def _handle_pod(self, kind: str, pod: dict[str, Any], now_epoch: float) -> None:
+        """One observed pod (lock held)."""
+        meta = pod.get("metadata") or {}
+        notes = meta.get("annotations") or {}
+        work = parse_work(notes)
         if work is None:
             return
-        uid = pod.metadata.uid
-        now = self.clock.now()
-        with self._lock:
-            if uid in self._records:
-                return
-            node = pod.spec.node_name
-            phase = pod.status.phase if pod.status else None
-            if not node:
-                self._first_seen.setdefault(uid, now)
-                return
-            if phase in ("Succeeded", "Failed"):
-                return
-            created = work.created_s if work.created_s is not None else self._first_seen.get(uid)
-            self._first_seen.pop(uid, None)
-            self._bind(pod, work, node, created if created is not None else now, now)
-
-    def _bind(self, pod: Any, work: AigcWork, node: str, created_s: float, now: float) -> None:
-        """Place a newly bound pod and schedule its start and finish (lock held)."""
-        uid = pod.metadata.uid
-        try:
-            placed = self.service.place(node, work, now)
-        except (KeyError, ValueError) as err:
-            self._note_error(f"{pod.metadata.name} on {node}: {err}")
-            self._records[uid] = PodRecord(
-                pod.metadata.namespace, pod.metadata.name, uid, node, work.model, work.steps,
-                created_s, now, now, now, cold=False, error=str(err),
-            )  # fmt: skip
-            self._containers[uid] = _container_names(pod)
-            self._push(now, "fail", uid)
+        uid = str(meta.get("uid"))
+        node = (pod.get("spec") or {}).get("nodeName")
+        phase = (pod.get("status") or {}).get("phase")
+        now = self.clock.cluster_of(now_epoch)
+        if kind == "DELETED" or meta.get("deletionTimestamp") or phase == "Failed":
+            self._leave(uid, now, _why_gone(kind, pod))
+            if kind == "DELETED":
+                self._first_seen.pop(uid, None)
             return
-        self._records[uid] = PodRecord(
-            namespace=pod.metadata.namespace,
-            name=pod.metadata.name,
-            uid=uid,
-            node=node,
-            model=work.model,
-            steps=work.steps,
-            created_s=created_s,
-            bind_s=now,
-            start_s=placed.start_s,
-            finish_s=placed.finish_s,
-            cold=placed.cold,
-            host_memory_bytes=_host_memory_bytes(pod),
-        )
-        self._containers[uid] = _container_names(pod)
-        self._push(placed.start_s, "run", uid)
-        self._push(placed.finish_s, "finish", uid)
+        if not node:
+            self._first_seen.setdefault(uid, now_epoch)
+            return
+        live = self._live.get(uid)
+        if live is None and uid not in self._records and uid not in self._log:
+            if ann.REJECTED in notes or ann.parse_note(notes) is not None:
+                return  # placed by another controller whose state we do not hold
+            self._place(pod, work, node, now, now_epoch)
+            live = self._live.get(uid)
+        if phase == "Succeeded" and live is not None and not live.done:
+            self._succeeded(uid, live, now)
 
-    def _push(self, at_s: float, action: str, uid: str) -> None:
-        """Queue a timed action (lock held)."""
+    def _place(
+        self, pod: dict[str, Any], work: AigcWork, node: str, now: float, now_epoch: float
+    ) -> None:
+        """Queue a newly bound pod and write its placement (lock held)."""
+        uid = str(pod["metadata"]["uid"])
+        first = self._first_seen.pop(uid, None)
+        if work.created_s is not None:
+            created = work.created_s
+        elif first is not None:
+            created = self.clock.cluster_of(first)
+        else:
+            created = now
+        latency_ms = (now_epoch - self.clock.epoch_of(created)) * 1000.0
+        # Everything that can raise happens before the placement is committed.
+        try:
+            host_bytes = memory_request_bytes(pod)
+        except ValueError as err:
+            host_bytes = 0
+            self._note_error(f"{pod['metadata']['name']}: memory request: {err}")
+        task = self.service.task(work)
         self._seq += 1
-        heapq.heappush(self._due, _Due(at_s, self._seq, action, uid))
+        seq = self._seq
+        try:
+            entry = self._queue(node).place(uid, seq, task, now)
+        except (KeyError, ValueError) as err:
+            message = f"node {node} cannot serve {work.model}: {err}"
+            stub = QueueEntry(uid, seq, task, now, now, now, False, ())
+            rec = _record(pod, work, node, stub, created, latency_ms)
+            rec.outcome, rec.error = REJECTED, message
+            self._live[uid] = _Live(rec, None)
+            self._end(uid, self._live[uid])
+            self._write(pod, {"metadata": {"annotations": {ann.REJECTED: message}}})
+            return
+        # Committed: from here on only bookkeeping that cannot fail, and a queued (retried) write.
+        record = _record(pod, work, node, entry, created, latency_ms)
+        self._live[uid] = _Live(record, entry, host_bytes)
+        self._write(pod, self._placement_patch(node, entry))
+        self._schedule_state(uid, entry)
+        previous = self._keep.pop(node, None)
+        if previous is not None:
+            self._delete(*previous)
+        self._track_newest(node, seq, pod)
+
+    def _placement_patch(self, node: str, entry: QueueEntry) -> dict[str, Any]:
+        """The annotation patch of one placement."""
+        note = ann.PlacementNote(
+            entry.seq, node, entry.bind_s, entry.start_s, entry.finish_s, entry.cold, entry.loaded
+        )
+        notes = note.annotations(
+            self.clock.epoch_of(entry.start_s), self.clock.epoch_of(entry.finish_s)
+        )
+        return {"metadata": {"annotations": notes}}
+
+    def _succeeded(self, uid: str, live: _Live, now: float) -> None:
+        """kwok marked the pod Succeeded: stamp, record, clean up (lock held)."""
+        rec = live.record
+        rec.observed_finish_s = now
+        rec.outcome = SUCCEEDED
+        self._end(uid, live)
+        newest = self._newest.get(rec.node)
+        if not self.delete_terminal:
+            return
+        if newest is not None and newest[1] == uid:
+            self._keep[rec.node] = (uid, rec.namespace, rec.name)  # carries the server state
+        else:
+            self._delete(uid, rec.namespace, rec.name)
+
+    def _leave(self, uid: str, now: float, why: str) -> None:
+        """The pod left its FIFO at ``now`` (deleted / evicted / preempted) (lock held)."""
+        live = self._live.get(uid)
+        if live is None or live.done:
+            return
+        q = self._queues.get(live.record.node)
+        if q is not None and live.entry is not None:
+            for moved in q.remove(uid, now):
+                other = self._live.get(moved.key)
+                if other is None:
+                    continue
+                other.entry = moved
+                other.record.start_s, other.record.finish_s = moved.start_s, moved.finish_s
+                other.record.cold = moved.cold
+                other.record.replaced += 1
+                r = other.record
+                self._write(
+                    {"metadata": {"uid": moved.key, "name": r.name, "namespace": r.namespace}},
+                    self._placement_patch(r.node, moved),
+                )
+                self._schedule_state(moved.key, moved)
+        rec = live.record
+        if live.entry is not None and live.entry.finish_s > now:
+            rec.finish_s = now  # service cut short (or never started)
+        rec.outcome = rec.outcome or REMOVED
+        rec.error = rec.error or why
+        self._end(uid, live)
+
+    def _end(self, uid: str, live: _Live) -> None:
+        """Move a pod's record to the finished ones and log it (lock held)."""
+        live.done = True
+        self._live.pop(uid, None)
+        self._records[uid] = live.record
+        self._finished += 1
+        self._versions[uid] = self._versions.get(uid, 0) + 1
+        if self.state is not None:
+            self.state.finish(live.record.node, live.record.name)
+        self._log.append(live.record)
         self._lock.notify_all()
 
-    # ---------------------------------------------------------------- timer + workers
+    def _track_newest(self, node: str, seq: int, pod: dict[str, Any]) -> None:
+        """Remember the newest placement per node (lock held)."""
+        meta = pod["metadata"]
+        if node not in self._newest or self._newest[node][0] < seq:
+            self._newest[node] = (seq, str(meta["uid"]), meta["namespace"], meta["name"])
+
+    def _queue(self, node: str) -> NodeQueue:
+        """The node's FIFO (created on first use; KeyError for a node outside the scenario)."""
+        q = self._queues.get(node)
+        if q is None:
+            q = self._queues[node] = NodeQueue(self.service.server_factory(node))
+        return q
+
+    # ---------------------------------------------------------------- nodes
+
+    def _on_node_event(self, kind: str, node: dict[str, Any]) -> None:
+        """A deleted Node drops its FIFO; its unfinished pods end and are deleted (pod GC)."""
+        if kind != "DELETED":
+            return
+        name = str((node.get("metadata") or {}).get("name"))
+        try:
+            with self._lock:
+                self._queues.pop(name, None)
+                self._keep.pop(name, None)
+                self._newest.pop(name, None)
+                gone = [(u, lv) for u, lv in self._live.items() if lv.record.node == name]
+                now = self.clock.now()
+                for uid, live in gone:
+                    rec = live.record
+                    if live.entry is not None and live.entry.finish_s > now:
+                        rec.finish_s = now
+                    rec.outcome, rec.error = NODE_DELETED, f"node {name} deleted"
+                    self._end(uid, live)
+                    self._delete(uid, rec.namespace, rec.name)
+        except Exception as err:
+            self._note_error(f"node {name} deleted: {type(err).__name__}: {err}")
+
+    # ---------------------------------------------------------------- API writes
+
+    def _write(self, pod: dict[str, Any], body: dict[str, Any]) -> None:
+        """Queue a merge patch of the pod's metadata (retried; 404 = gone, fine)."""
+        meta = pod["metadata"]
+        name, namespace = meta["name"], meta["namespace"]
+
+        def patch() -> None:
+            self.api.patch_namespaced_pod(
+                name, namespace, body, _content_type=MERGE_PATCH, _preload_content=False
+            )
+
+        self._submit(str(meta["uid"]), patch, f"patch {namespace}/{name}")
+
+    def _delete(self, uid: str, namespace: str, name: str) -> None:
+        """Queue the deletion of a recorded pod (grace 0; kwok's pod-delete finishes it)."""
+
+        def delete() -> None:
+            self.api.delete_namespaced_pod(
+                name, namespace, grace_period_seconds=0, _preload_content=False
+            )
+
+        self._submit(uid, delete, f"delete {namespace}/{name}")
+
+    def _submit(self, uid: str, action: Callable[[], None], what: str) -> None:
+        """Hand one write to the pod's worker, with retries."""
+
+        def job() -> None:
+            from kubernetes.client.exceptions import ApiException
+
+            for attempt in range(MAX_ATTEMPTS):
+                try:
+                    action()
+                    return
+                except ApiException as err:
+                    if err.status == 404:
+                        return
+                    last = f"{err.status} {err.reason}"
+                except Exception as err:  # connection reset, timeout: retry
+                    last = f"{type(err).__name__}: {err}"
+                if self._stop.wait(min(5.0, 0.1 * 2**attempt)):
+                    break
+            self._note_error(f"{what}: gave up: {last}")
+
+        self._jobs[hash(uid) % len(self._jobs)].put(job)
+
+    def _worker_loop(self, jobs: queue.Queue[Callable[[], None] | None]) -> None:
+        """Run the writes of the pods assigned to this worker, in order."""
+        while True:
+            job = jobs.get()
+            if job is None:
+                return
+            job()
+
+    # ---------------------------------------------------------------- exporter state
+
+    def _schedule_state(self, uid: str, entry: QueueEntry) -> None:
+        """Update the exporter state at the modelled start and finish (lock held)."""
+        if self.state is None:
+            return
+        version = self._versions[uid] = self._versions.get(uid, 0) + 1
+        for at_s, action in ((entry.start_s, "start"), (entry.finish_s, "finish")):
+            self._timer_n += 1
+            item = (self.clock.epoch_of(at_s), self._timer_n, action, uid, version)
+            heapq.heappush(self._timers, item)
+        self._lock.notify_all()
 
     def _timer_loop(self) -> None:
-        """Hand each due action to its pod's worker at its cluster time."""
+        """Apply due exporter-state changes (skipping superseded ones)."""
         while not self._stop.is_set():
             with self._lock:
-                if not self._due:
-                    self._lock.wait(timeout=0.5)
+                if not self._timers or self._timers[0][0] > time.time():
+                    wait = self._timers[0][0] - time.time() if self._timers else 1.0
+                    self._lock.wait(timeout=min(max(wait, 0.0), 1.0))
                     continue
-                wait_s = self.clock.wall_until(self._due[0].at_s)
-                if wait_s > 0:
-                    self._lock.wait(timeout=min(wait_s, 0.5))
+                _, _, action, uid, version = heapq.heappop(self._timers)
+                live = self._live.get(uid)
+                if live is None or self._versions.get(uid) != version or self.state is None:
                     continue
-                item = heapq.heappop(self._due)
-            self._queues[hash(item.uid) % len(self._queues)].put(item)
-
-    def _worker_loop(self, q: queue.Queue[_Due | None]) -> None:
-        """Apply the patches of the pods assigned to this worker, in order."""
-        while True:
-            item = q.get()
-            if item is None or self._stop.is_set():
-                return
-            lag = -self.clock.wall_until(item.at_s)
-            self.max_patch_lag_s = max(self.max_patch_lag_s, lag)
-            try:
-                self._apply(item)
-            except Exception as err:
-                self._note_error(f"{item.action} {item.uid}: {type(err).__name__}: {err}")
-
-    def _apply(self, item: _Due) -> None:
-        """Patch one pod for one action and update state, record and log."""
-        with self._lock:
-            rec = self._records[item.uid]
-            containers = self._containers[item.uid]
-        wall = time.time()
-        if item.action == "fail":
-            self._patch_status(rec, failed_status(rec.error))
-            return
-        if item.action == "run":
-            if self.state is not None:
-                gib = self.service.gpu_memory_gib(rec.node, rec.model)
-                self.state.start(rec.node, rec.name, gib, rec.host_memory_bytes)
-            self._patch_status(rec, running_status(containers, wall))
-            with self._lock:
-                rec.running_patched = True
-            return
-        if self.state is not None:
-            self.state.finish(rec.node, rec.name)
-        started = wall - (rec.finish_s - rec.start_s) / self.clock.time_scale
-        if self.annotate:
-            # Annotations first: whoever sees the pod Succeeded also sees its record.
-            self.api.patch_namespaced_pod(
-                rec.name, rec.namespace, {"metadata": {"annotations": rec.annotations()}}
-            )
-        self._patch_status(rec, succeeded_status(containers, started, wall))
-        with self._lock:
-            rec.succeeded_patched = True
-            self._lock.notify_all()
-        self._log(rec)
-
-    def _patch_status(self, rec: PodRecord, body: dict[str, Any]) -> None:
-        """Merge-patch the pod's status subresource; a deleted pod is not an error."""
-        from kubernetes.client.exceptions import ApiException
-
-        try:
-            self.api.patch_namespaced_pod_status(
-                rec.name, rec.namespace, body, _content_type=MERGE_PATCH
-            )
-        except ApiException as err:
-            if err.status != 404:
-                raise
-
-    def _log(self, rec: PodRecord) -> None:
-        """Append the finished record to the JSONL log."""
-        if self.log_path is None:
-            return
-        line = json.dumps({**asdict(rec), "service_delay_s": rec.service_delay_s})
-        with self._lock, self.log_path.open("a", encoding="utf-8") as fh:
-            fh.write(line + "\n")
+                rec = live.record
+                if action == "start":
+                    gib = self.service.gpu_memory_gib(rec.node, rec.model)
+                    self.state.start(rec.node, rec.name, gib, live.host_bytes)
+                else:
+                    self.state.finish(rec.node, rec.name)
 
     def _note_error(self, message: str) -> None:
         """Remember an error (bounded list)."""
         if len(self.errors) < 1000:
             self.errors.append(message)
+
+
+def _record(
+    pod: dict[str, Any],
+    work: AigcWork,
+    node: str,
+    entry: QueueEntry,
+    created_s: float,
+    latency_ms: float,
+) -> PodRecord:
+    """The record of a placed pod."""
+    meta = pod["metadata"]
+    return PodRecord(
+        namespace=meta["namespace"], name=meta["name"], uid=str(meta["uid"]), node=node,
+        model=work.model, steps=work.steps, seq=entry.seq, created_s=created_s,
+        bind_s=entry.bind_s, start_s=entry.start_s, finish_s=entry.finish_s, cold=entry.cold,
+        scheduling_latency_wall_ms=latency_ms, observed_finish_s=math.nan,
+    )  # fmt: skip
+
+
+def _why_gone(kind: str, pod: dict[str, Any]) -> str:
+    """Why a pod left its node: deleted, deleting (eviction / preemption), failed."""
+    status = pod.get("status") or {}
+    if kind == "DELETED":
+        return "deleted"
+    if (pod.get("metadata") or {}).get("deletionTimestamp"):
+        return "deleting"
+    return f"failed: {status.get('reason') or ''} {status.get('message') or ''}".strip()

@@ -2,8 +2,10 @@
 
 An AIGC pod describes its work in annotations (DESIGN.md): ``ladts.io/model``,
 ``ladts.io/steps`` and optionally ``ladts.io/input-mbit``. The benchmark also stamps the
-cluster time at which it created the pod (``ladts.io/emulation-created-s``) so the controller
-measures service delay from creation without relying on second-resolution timestamps.
+cluster time at which it created the pod (``emulation.ladts.io/created-s``, a prefix nothing
+that schedules reads) so the controller measures latency from creation without relying on
+second-resolution timestamps. Every pod the emulation tooling creates carries the label
+:data:`APP_LABEL`, which the emulation controller's watch selects on.
 """
 
 from __future__ import annotations
@@ -11,10 +13,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from kubernetes.utils import parse_quantity
+
+from e2e.controlplane.objects import GPU_RESOURCE
+from e2e.emulation.annotations import CREATED_S
+
 MODEL = "ladts.io/model"
 STEPS = "ladts.io/steps"
 INPUT_MBIT = "ladts.io/input-mbit"
-CREATED_S = "ladts.io/emulation-created-s"
 #: Label on every pod the emulation tooling creates (for list/cleanup selectors).
 APP_LABEL = ("app.kubernetes.io/part-of", "ladts-emulation")
 IMAGE = "registry.invalid/ladts/diffusion:emulated"
@@ -62,6 +68,7 @@ def aigc_pod_manifest(
     namespace: str = "default",
     input_mbit: float | None = None,
     created_s: float | None = None,
+    exclusive: bool = False,
 ) -> dict[str, Any]:
     """Return a Pod body for one AIGC request.
 
@@ -74,7 +81,9 @@ def aigc_pod_manifest(
         scheduler_name: ``spec.schedulerName``.
         namespace: Namespace.
         input_mbit: Optional ``ladts.io/input-mbit``.
-        created_s: Optional cluster time of creation (``ladts.io/emulation-created-s``).
+        created_s: Optional cluster time of creation (``emulation.ladts.io/created-s``).
+        exclusive: Request ``nvidia.com/gpu: 1`` (exclusive mode: the pod waits unscheduled
+            until a GPU is free, instead of queueing at the node's model server).
     """
     annotations = {MODEL: model, STEPS: str(steps)}
     if input_mbit is not None:
@@ -82,6 +91,8 @@ def aigc_pod_manifest(
     if created_s is not None:
         annotations[CREATED_S] = f"{created_s:.6f}"
     requests = {"cpu": f"{round(cpu * 1000)}m", "memory": f"{round(memory_gib * 1024)}Mi"}
+    if exclusive:
+        requests[GPU_RESOURCE] = "1"
     return {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -106,3 +117,20 @@ def aigc_pod_manifest(
             ],
         },
     }
+
+
+def memory_request_bytes(pod: dict[str, Any]) -> int:
+    """Sum of the containers' memory requests in bytes (``kubernetes.utils.parse_quantity``).
+
+    Args:
+        pod: The pod as the API returns it (camelCase JSON).
+
+    Raises:
+        ValueError: A request is not a valid quantity.
+    """
+    total = 0
+    for container in (pod.get("spec") or {}).get("containers") or []:
+        requests = (container.get("resources") or {}).get("requests") or {}
+        if "memory" in requests:
+            total += int(parse_quantity(str(requests["memory"])))  # type: ignore[no-untyped-call]
+    return total

@@ -163,3 +163,24 @@ def test_random_placements_respect_slots_memory_and_fifo(seed: int) -> None:
         running = [m for s, f, m in placed if s <= t < f]
         assert len(running) <= concurrency
         assert sum(TIMINGS[m].memory_gib for m in set(running)) <= 12.0
+
+
+def test_restore_from_a_snapshot_continues_like_the_original() -> None:
+    """``loaded_snapshot`` + the unfinished pods rebuild a server that places identically."""
+    node = server(concurrency=2, resident=())
+    placed = [
+        (task, node.place(task, now))
+        for task, now in (
+            (ServiceTask("b", 3), 0.0),
+            (ServiceTask("c", 2), 1.0),
+            (ServiceTask("a", 4), 2.0),
+        )
+    ]
+    copy = server(concurrency=2, resident=())
+    copy.restore(
+        loaded=node.loaded_snapshot(),
+        last_start=placed[-1][1].start_s,
+        pods=[(t, p.start_s, p.finish_s) for t, p in placed],
+    )
+    for task, now in ((ServiceTask("b", 1), 3.0), (ServiceTask("a", 1), 50.0)):
+        assert copy.place(task, now) == node.place(task, now)

@@ -269,6 +269,42 @@ class NodeServer:
         self._last_start = now
         self.revision += 1
 
+    def loaded_snapshot(self) -> tuple[tuple[str, float], ...]:
+        """Loaded models and the start of their last use, in the server's LRU bookkeeping order.
+
+        With :meth:`restore` this lets a process that persisted the snapshot taken after a
+        placement (the e2e emulation writes it into the pod's annotations) rebuild the server.
+        """
+        return tuple(self._loaded.items())
+
+    def restore(
+        self,
+        *,
+        loaded: Iterable[tuple[str, float]],
+        last_start: float,
+        pods: Iterable[tuple[ServiceTask, float, float]],
+    ) -> None:
+        """Replace the state with the one right after some placement.
+
+        Args:
+            loaded: :meth:`loaded_snapshot` taken right after that placement.
+            last_start: Start time of the pod placed then (FIFO: no later pod starts earlier).
+            pods: ``(task, start_s, finish_s)`` of the pods still unfinished, any order.
+        """
+        self._loaded = dict(loaded)
+        self._last_start = last_start
+        unfinished = sorted(
+            (
+                _Pod(finish, start, task.model, task.cpu, task.memory_gib)
+                for task, start, finish in pods
+            ),
+            key=lambda p: p.finish_s,
+        )
+        self._pods = unfinished
+        self._finishes = [p.finish_s for p in unfinished]
+        self._req_cpu = sum(p.cpu for p in unfinished)
+        self._req_mem = sum(p.memory_gib for p in unfinished)
+
     # --- internals -----------------------------------------------------------------------
 
     def _prune(self, now: float) -> None:

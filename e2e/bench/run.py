@@ -1,0 +1,180 @@
+"""One emulated episode on a fresh control plane (shared by the benchmarks).
+
+Starts the cluster with :func:`e2e.controlplane.cluster.running_cluster`, creates the scenario's
+nodes, persists the cluster clock, runs the emulation controller in this process and the
+submitter (:mod:`e2e.bench.submitter`) in its own, waits until every created pod ended or the
+wall bound passed, and returns the records plus everything needed to judge the run
+(:func:`e2e.bench.stats.run_problems`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from e2e.bench.stats import run_problems
+from e2e.bench.workload import NAMESPACE, Request, capable_profiles
+from e2e.controlplane.cluster import running_cluster
+from e2e.emulation.clock import shared_clock
+from e2e.emulation.controller import DEFAULT_SELECTOR, EmulationController
+from e2e.emulation.records import REJECTED, REMOVED, SUCCEEDED, PodRecord
+from e2e.emulation.scenario_nodes import create_nodes, wait_nodes_ready
+from e2e.emulation.service import ScenarioService
+from ladts_policy.sim.cluster_config import ClusterConfig
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+#: Wall seconds between the clock's creation and cluster time 0 (the submitter starts).
+SUBMITTER_HEADSTART_S = 3.0
+_HIST = re.compile(r"^scheduler_scheduling_attempt_duration_seconds_(sum|count)\{(.*)\} (\S+)$")
+
+
+@dataclass
+class EmulatedRun:
+    """What one emulated episode produced."""
+
+    records: list[PodRecord]
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+def attempt_duration(metrics_text: str) -> tuple[float, int]:
+    """Total seconds and count of scheduled attempts (``result="scheduled"``) from /metrics."""
+    total, count = 0.0, 0
+    for line in metrics_text.splitlines():
+        m = _HIST.match(line)
+        if not m or 'result="scheduled"' not in m.group(2):
+            continue
+        if m.group(1) == "sum":
+            total += float(m.group(3))
+        else:
+            count += int(float(m.group(3)))
+    return total, count
+
+
+def emulate(
+    cluster: ClusterConfig,
+    requests: list[Request],
+    *,
+    time_scale: float,
+    max_wall_s: float,
+    out: Path,
+    scheduler_name: str = "default-scheduler",
+) -> EmulatedRun:
+    """Run ``requests`` on the emulated cluster; records go to ``out/emulated-pods.jsonl``."""
+    from kubernetes import client
+
+    out.mkdir(parents=True, exist_ok=True)
+    log = out / "emulated-pods.jsonl"
+    log.unlink(missing_ok=True)
+    workdir = Path(tempfile.mkdtemp(prefix="ladts-bench-"))
+    started, cpu_before = time.monotonic(), time.process_time()
+    deadline = time.time() + max_wall_s
+    specs = cluster.expand_nodes()
+    gpus = max((s.concurrency for s in specs), default=1) if cluster.exclusive else 1
+    with running_cluster(workdir) as cl:
+        api = cl.api_client()
+        try:
+            core = client.CoreV1Api(api)
+            names = create_nodes(core, specs, gpus=gpus)
+            wait_nodes_ready(core, names, timeout_s=120)
+            clock = shared_clock(core, time_scale, NAMESPACE, start_in_s=SUBMITTER_HEADSTART_S)
+            spec = {
+                "requests": [asdict(r) for r in requests],
+                "profiles": capable_profiles(cluster),
+                "scheduler_name": scheduler_name,
+                "exclusive": cluster.exclusive,
+            }
+            (workdir / "requests.json").write_text(json.dumps(spec), "utf-8")
+            controller = EmulationController(
+                core, ScenarioService(specs, cluster), clock, namespace=NAMESPACE, log_path=log
+            )
+            with controller:
+                submitted = _submit(cl.processes, workdir, cl.apiserver.kubeconfig, deadline)
+                created = submitted.get("created", [])
+                left = max(0.0, deadline - time.time())
+                finished = controller.wait_finished(len(created), left)
+                records = controller.records()
+                errors = list(controller.errors)
+            pods = core.list_namespaced_pod(NAMESPACE, label_selector=DEFAULT_SELECTOR).items
+            unbound = sum(1 for p in pods if not (p.spec and p.spec.node_name))
+            total, count = attempt_duration(cl.scheduler.metrics())
+            cpu = {p.name: _cpu_seconds(p.pid) for p in cl.processes.processes if p.running()}
+            cpu["submitter"] = submitted.get("cpu_s", float("nan"))
+            cpu["controller (bench process)"] = time.process_time() - cpu_before
+        finally:
+            api.close()
+    ended = [r for r in records if r.outcome]
+    summary = {
+        "requests": len(requests),
+        "created": len(created),
+        "create_failed": submitted.get("failed", []),
+        "bound": len(records),
+        "unbound": unbound,
+        "lost": max(0, len(created) - len(records) - unbound),
+        "succeeded": sum(r.outcome == SUCCEEDED for r in records),
+        "rejected": sum(r.outcome == REJECTED for r in records),
+        "removed": sum(r.outcome == REMOVED for r in records),
+        "unfinished": len(records) - len(ended),
+        "errors": errors[:20] + submitted.get("failed", [])[:5],
+        "cut": _cut(submitted, finished),
+        "max_submit_lag_cluster_s": submitted.get("max_lag_cluster_s"),
+        "scheduler_attempts": count,
+        "scheduler_mean_attempt_ms": 1000.0 * total / count if count else None,
+        "wall_s": time.monotonic() - started,
+        "cpu_s": {k: round(v, 1) for k, v in cpu.items()},
+        "workdir": str(workdir),
+    }
+    if not run_problems(summary):  # keep the components' logs only when the run went wrong
+        shutil.rmtree(workdir, ignore_errors=True)
+        summary["workdir"] = ""
+    return EmulatedRun(records, summary)
+
+
+def _submit(pm: Any, workdir: Path, kubeconfig: Path, deadline: float) -> dict[str, Any]:
+    """Run the submitter process to its end (or the deadline); return its report."""
+    out = workdir / "submitted.json"
+    env = dict(os.environ)
+    paths = [str(REPO_ROOT), str(REPO_ROOT / "policy" / "src"), str(REPO_ROOT / "operator" / "src")]
+    env["PYTHONPATH"] = os.pathsep.join([*paths, env.get("PYTHONPATH", "")])
+    argv = [
+        sys.executable, "-m", "e2e.bench.submitter", "--kubeconfig", str(kubeconfig),
+        "--requests", str(workdir / "requests.json"), "--out", str(out),
+        "--deadline", repr(deadline),
+    ]  # fmt: skip
+    proc = pm.start("submitter", argv, workdir, env=env)
+    while proc.running() and time.time() < deadline + 30:
+        time.sleep(0.2)
+    if proc.running():
+        pm.stop(proc)
+    if not out.exists():
+        return {"failed": [f"submitter wrote no report (exit {proc.popen.returncode}):\n"
+                           f"{proc.log_tail(20)}"], "stopped_at_deadline": True}  # fmt: skip
+    report: dict[str, Any] = json.loads(out.read_text("utf-8"))
+    return report
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a running process (Linux ``/proc``; NaN elsewhere)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return float("nan")
+    fields = stat[stat.rfind(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _cut(submitted: dict[str, Any], finished: bool) -> str:
+    """Why the run was cut short ("" when it ran to its end)."""
+    reasons = []
+    if submitted.get("stopped_at_deadline"):
+        reasons.append("submission stopped at the wall bound")
+    if not finished:
+        reasons.append("not every created pod ended before the wall bound")
+    return "; ".join(reasons)
