@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import yaml
 from kubernetes import client, dynamic, watch
-from kubernetes.client.rest import ApiException
+from kubernetes.client import ApiException
 
 from e2e.conftest import require_binaries
 from e2e.controlplane.apply import apply_all, client_for, server_side_apply, token_for
@@ -93,7 +93,7 @@ def forbidden(call: Callable[[], object]) -> bool:
         call()
     except ApiException as err:
         if err.status in (403, 404):
-            return err.status == 403
+            return bool(err.status == 403)
         raise
     return False
 
@@ -110,7 +110,7 @@ def _helm_built(e2e_binaries: Binaries) -> None:
 
 @pytest.fixture(scope="module")
 def dyn(api_client: client.ApiClient) -> dynamic.DynamicClient:
-    return dynamic.DynamicClient(api_client)
+    return dynamic.DynamicClient(api_client)  # type: ignore[no-untyped-call]
 
 
 @pytest.fixture(scope="module")
@@ -283,7 +283,7 @@ def test_extender_identity_can_do_its_job(
     # A change made after the list arrives through the extender's watch.
     pods_rv = api.list_pod_for_all_namespaces(limit=1).metadata.resource_version
     core_v1.patch_namespaced_pod(pod_name, "default", {"metadata": {"labels": {"seen": "1"}}})
-    events = watch.Watch().stream(
+    events = watch.Watch().stream(  # type: ignore[no-untyped-call]
         api.list_pod_for_all_namespaces, resource_version=pods_rv, timeout_seconds=2
     )
     assert any(
@@ -453,7 +453,7 @@ def test_scheduler_runs_from_chart_config(
     apply_all(dyn, objects)
     scheduler_token = token_for(core_v1, release, namespace)
     with client_for(kube_apiserver, token_for(core_v1, f"{release}-extender", namespace)) as ext:
-        nodes = [fake_node_factory(gpus=1).metadata.name for _ in range(3)]
+        nodes = [str(fake_node_factory(gpus=1).metadata.name) for _ in range(3)]
         for name in nodes:
             wait_for_object(partial(core_v1.read_node, name), node_ready, f"node {name} Ready")
         extender = RecordingExtender(client.CoreV1Api(ext), rejected=nodes[0], preferred=nodes[2])
@@ -513,7 +513,7 @@ def test_scheduler_runs_from_chart_config(
                     lambda: core_v1.read_namespaced_pod(orphan, "default"),
                     lambda p: bool(p.spec.node_name), f"pod {orphan} bound", timeout_s=60,
                 )
-                assert pod.spec.node_name in nodes
+                assert str(pod.spec.node_name) in nodes
                 assert "ladts.io/decision" not in (pod.metadata.annotations or {})
                 assert len(extender.calls) == calls_before
             finally:

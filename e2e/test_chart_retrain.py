@@ -16,8 +16,9 @@ from e2e.controlplane.apply import server_side_apply
 from e2e.controlplane.binaries import Binaries
 from e2e.controlplane.chart import ChartError, parse_objects, render_chart
 
-ON = {"retrain": {"enabled": True, "outputClaim": "ladts-output", "sweep": {"enabled": True}},
-      "serve": {"trace": {"existingClaim": "ladts-trace"}}}
+ON: dict[str, Any] = {
+    "retrain": {"enabled": True, "outputClaim": "ladts-output", "sweep": {"enabled": True}},
+    "serve": {"trace": {"existingClaim": "ladts-trace"}}}
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +94,7 @@ def test_apiserver_accepts_the_rendered_jobs(helm: Path, api_client: client.ApiC
     ns = f"retrain-{uuid.uuid4().hex[:6]}"
     core_v1.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=ns)))
     try:
-        dyn = dynamic.DynamicClient(api_client)
+        dyn = dynamic.DynamicClient(api_client)  # type: ignore[no-untyped-call]
         found = jobs(parse_objects(render_chart(ON, namespace=ns, helm=helm)))
         for job in found.values():
             result = server_side_apply(dyn, job, dry_run=True)

@@ -76,7 +76,7 @@ def chart_pod(
     objects = parse_objects(render_chart(
         set_values=[f"schedulerName={profile}"], release=RELEASE, namespace=NAMESPACE
     ))  # fmt: skip
-    dyn = dynamic.DynamicClient(api_client)
+    dyn = dynamic.DynamicClient(api_client)  # type: ignore[no-untyped-call]
     namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}
     server_side_apply(dyn, namespace)
     apply_all(dyn, objects)
@@ -124,7 +124,8 @@ def test_pods_scheduled_through_ladts_serve(
     annotation; serve's log shows no permission error under the chart's RBAC."""
     del kwok
     profile = chart_pod.profile
-    nodes = [fake_node_factory(product="NVIDIA-A100-SXM4-80GB").metadata.name for _ in range(2)]
+    nodes = [str(fake_node_factory(product="NVIDIA-A100-SXM4-80GB").metadata.name)
+             for _ in range(2)]
     for name in nodes:
         wait_for_object(partial(core_v1.read_node, name), node_ready, f"node {name} Ready")
     aigc, plain = f"serve-aigc-{uuid.uuid4().hex[:6]}", f"serve-plain-{uuid.uuid4().hex[:6]}"

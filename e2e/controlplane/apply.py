@@ -16,7 +16,7 @@ def server_side_apply(
 ) -> dict[str, Any]:
     """Apply one object with server-side apply (strict field validation); return the result."""
     resource = dyn.resources.get(api_version=obj["apiVersion"], kind=obj["kind"])
-    result = dyn.server_side_apply(
+    result = dyn.server_side_apply(  # type: ignore[no-untyped-call]
         resource, body=obj, field_manager=FIELD_MANAGER, force_conflicts=True,
         dry_run="All" if dry_run else None, query_params=[("fieldValidation", "Strict")],
     )  # fmt: skip
@@ -34,6 +34,7 @@ def token_for(core_v1: client.CoreV1Api, account: str, namespace: str) -> str:
         spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=3600)
     )
     response = core_v1.create_namespaced_service_account_token(account, namespace, request)
+    assert response.status is not None, f"no token in the TokenRequest for {account}"
     return str(response.status.token)
 
 

@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -72,8 +72,12 @@ class Serve:
                 self.proc.wait(5)
 
 
+ServeFactory = Callable[..., Serve]
+"""``serve_factory(*extra_args, port=None)``: a started, ready ``ladts serve`` process."""
+
+
 @pytest.fixture
-def serve_factory(kubeconfig_path: Path, e2e_workdir: Path) -> Iterator[type]:
+def serve_factory(kubeconfig_path: Path, e2e_workdir: Path) -> Iterator[ServeFactory]:
     started: list[Serve] = []
 
     def start(*extra: str, port: int | None = None) -> Serve:
@@ -82,6 +86,6 @@ def serve_factory(kubeconfig_path: Path, e2e_workdir: Path) -> Iterator[type]:
         s.wait_ready()
         return s
 
-    yield start  # type: ignore[misc]
+    yield start
     for s in started:
         s.stop()

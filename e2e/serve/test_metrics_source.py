@@ -14,13 +14,18 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
 from e2e.conftest import require_binaries
+from e2e.controlplane.binaries import Binaries
 from e2e.controlplane.components import start_prometheus
+from e2e.controlplane.processes import ProcessManager
 from ladts_operator.extender import Extender
 from ladts_operator.objects import parse_node
 from ladts_operator.prom_poller import PrometheusPoller
@@ -73,14 +78,14 @@ def node_exporter(available_gib: float) -> str:
             f"node_memory_MemTotal_bytes {64 * GIB}\n")
 
 
-def node_obj(name: str, ip: str) -> dict:
+def node_obj(name: str, ip: str) -> dict[str, Any]:
     return {"metadata": {"name": name, "labels": {"ladts.io/gpu-profile": "agx-orin-64"}},
             "status": {"conditions": [{"type": "Ready", "status": "True"}],
                        "addresses": [{"type": "InternalIP", "address": ip}]}}
 
 
 @pytest.fixture
-def exporters():
+def exporters() -> Iterator[dict[str, Exporter]]:
     started = {
         "two-gpu": Exporter("127.0.0.1", dcgm("Hostname", "m-dcgm", [1000.0, 3000.0])),
         "lower": Exporter("127.0.0.1", dcgm("hostname", "m-lower", [2048.0])),
@@ -96,13 +101,14 @@ def exporters():
 
 
 def test_poller_maps_every_exporter_and_survives_prometheus_stopping(
-        exporters, e2e_processes, e2e_binaries, e2e_workdir):
+        exporters: dict[str, Exporter], e2e_processes: ProcessManager, e2e_binaries: Binaries,
+        e2e_workdir: Path) -> None:
     require_binaries(e2e_binaries, "prometheus")
     prom = start_prometheus(e2e_processes, e2e_binaries.get("prometheus"),
                             e2e_workdir / "prometheus-serve")
     config = yaml.safe_load(prom.config_path.read_text())
     for job, exp in exporters.items():
-        scrape: dict = {"job_name": job, "static_configs": [{"targets": [exp.target]}]}
+        scrape: dict[str, Any] = {"job_name": job, "static_configs": [{"targets": [exp.target]}]}
         if job == "kube-prometheus":  # kube-prometheus relabels instance to the node name
             scrape["relabel_configs"] = [{"target_label": "instance", "replacement": "m-kp"}]
         config["scrape_configs"].append(scrape)
@@ -117,9 +123,10 @@ def test_poller_maps_every_exporter_and_survives_prometheus_stopping(
                      ("m-kp", "10.9.0.4")):
         state.upsert_node(parse_node(node_obj(name, ip)))
 
-    def nodes():
+    def nodes() -> tuple[set[str], dict[str, str]]:
         return ({e.obs.name for e in state.nodes.values()},
-                {e.obs.internal_ip: e.obs.name for e in state.nodes.values()})
+                {e.obs.internal_ip: e.obs.name for e in state.nodes.values()
+                 if e.obs.internal_ip})
 
     telemetry = Telemetry()
     settings = ServeSettings(prometheus_url=prom.url, prometheus_timeout_s=2.0,

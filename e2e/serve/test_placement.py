@@ -21,15 +21,21 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from kubernetes import client
 
 from e2e.conftest import require_binaries
-from e2e.controlplane.components import start_scheduler
+from e2e.controlplane.binaries import Binaries
+from e2e.controlplane.components import ApiServer, Scheduler, start_scheduler
+from e2e.controlplane.processes import ProcessManager
 from e2e.controlplane.readiness import free_port
 
-from .conftest import Serve
+from .conftest import Serve, ServeFactory
+
+PlacementCluster = tuple[str, Serve, Scheduler]
 
 NODES = {"p-4090": ("rtx-4090", "sd15"), "p-a10": ("a10", "sdxl"),
          "p-orin": ("agx-orin-64", "sd15"), "p-nano": ("orin-nano-8", "sd15")}
@@ -65,8 +71,10 @@ def aigc_pod(name: str, model: str, steps: int, node: str | None = None) -> clie
 
 
 @pytest.fixture
-def placement_cluster(core_v1, kubeconfig_path, e2e_workdir, e2e_processes, e2e_binaries,
-                      kube_apiserver, serve_factory):
+def placement_cluster(core_v1: client.CoreV1Api, e2e_workdir: Path,
+                      e2e_processes: ProcessManager, e2e_binaries: Binaries,
+                      kube_apiserver: ApiServer, serve_factory: ServeFactory
+                      ) -> Iterator[PlacementCluster]:
     require_binaries(e2e_binaries, "kube-scheduler")
     ns = f"place-{uuid.uuid4().hex[:6]}"
     core_v1.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=ns)))
@@ -101,7 +109,8 @@ def placement_cluster(core_v1, kubeconfig_path, e2e_workdir, e2e_processes, e2e_
         core_v1.delete_node(name)
 
 
-def wait_bound(core_v1, ns: str, name: str, timeout_s: float = 30.0) -> client.V1Pod:
+def wait_bound(core_v1: client.CoreV1Api, ns: str, name: str, timeout_s: float = 30.0
+               ) -> client.V1Pod:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         pod = core_v1.read_namespaced_pod(name, ns)
@@ -113,7 +122,8 @@ def wait_bound(core_v1, ns: str, name: str, timeout_s: float = 30.0) -> client.V
     raise AssertionError(f"{name} not bound; events: {events}")
 
 
-def test_pods_land_on_the_expected_nodes(placement_cluster, core_v1):
+def test_pods_land_on_the_expected_nodes(placement_cluster: PlacementCluster,
+                                         core_v1: client.CoreV1Api) -> None:
     ns, serve, scheduler = placement_cluster
     # The queued pods are in the extender's state before the first decision.
     state = json.loads(serve.get("/debug/state")[1])
@@ -135,14 +145,15 @@ def test_pods_land_on_the_expected_nodes(placement_cluster, core_v1):
     deadline = time.monotonic() + 30
     reasons: list[str] = []
     while time.monotonic() < deadline and not reasons:
-        reasons = [e.message for e in core_v1.list_namespaced_event(ns).items
+        reasons = [e.message or "" for e in core_v1.list_namespaced_event(ns).items
                    if e.involved_object.name == "bad" and e.reason == "FailedScheduling"]
         time.sleep(0.3)
     assert reasons and "not a positive integer" in reasons[0]
     assert core_v1.read_namespaced_pod("bad", ns).spec.node_name is None
 
 
-def wait_annotation(core_v1, ns: str, name: str, timeout_s: float = 10.0) -> dict[str, str]:
+def wait_annotation(core_v1: client.CoreV1Api, ns: str, name: str, timeout_s: float = 10.0
+                    ) -> dict[str, str]:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         ann = core_v1.read_namespaced_pod(name, ns).metadata.annotations or {}

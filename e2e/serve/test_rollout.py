@@ -15,12 +15,15 @@ import json
 import os
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from kubernetes import client
 
 from e2e.controlplane.apply import client_for, token_for
+from e2e.controlplane.components import ApiServer
 from ladts_operator.commands.rollback import rollback_main
 from ladts_operator.commands.rollout import EXIT_REFUSED, rollout_main
 from ladts_operator.rollout import (
@@ -32,6 +35,9 @@ from ladts_operator.rollout import (
 )
 from ladts_policy.cli import main
 from ladts_policy.untrained_policy import write_untrained_policy
+
+if TYPE_CHECKING:
+    from e2e.serve.conftest import Serve, ServeFactory
 
 pytest.importorskip("onnx")
 
@@ -69,7 +75,7 @@ class KubeletMount:
             (self.root / old).rmdir()
 
 
-def args_for(ns: str, **kw) -> argparse.Namespace:
+def args_for(ns: str, **kw: Any) -> argparse.Namespace:
     base = dict(namespace=ns, configmap="ladts-policy", key=KEY, scenario="k8s-edge",
                 seeds=[10_000, 10_001], episodes=1, tolerance=0.02, baseline="greedy",
                 force=False, dry_run=False, progress=False, kubeconfig=None, context=None)
@@ -78,7 +84,7 @@ def args_for(ns: str, **kw) -> argparse.Namespace:
 
 
 @pytest.fixture(scope="module")
-def policies(tmp_path_factory):
+def policies(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("policies")
     return {
         "v1": write_untrained_policy(d / "v1.onnx", policy_version="e2e-v1"),
@@ -90,24 +96,24 @@ def policies(tmp_path_factory):
 
 
 @pytest.fixture
-def namespace(core_v1):
+def namespace(core_v1: client.CoreV1Api) -> Iterator[str]:
     ns = f"rollout-{uuid.uuid4().hex[:6]}"
     core_v1.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=ns)))
     yield ns
     core_v1.delete_namespace(ns)
 
 
-def read_cm(core_v1, ns):
+def read_cm(core_v1: client.CoreV1Api, ns: str) -> client.V1ConfigMap:
     return core_v1.read_namespaced_config_map("ladts-policy", ns)
 
 
-def version_served(serve) -> str:
+def version_served(serve: Serve) -> str:
     status, body = serve.get("/debug/state")
     assert status == 200
     return str(json.loads(body)["scorer"]["version"])
 
 
-def decision_version(serve, index: int) -> str:
+def decision_version(serve: Serve, index: int) -> str:
     """Ask the extender for one decision; return the policy version it records."""
     import random
 
@@ -125,7 +131,7 @@ def decision_version(serve, index: int) -> str:
     return str(mine[-1]["version"])
 
 
-def wait_version(serve, version: str, timeout_s: float) -> float:
+def wait_version(serve: Serve, version: str, timeout_s: float) -> float:
     start = time.monotonic()
     while time.monotonic() - start < timeout_s:
         if version_served(serve) == version:
@@ -134,8 +140,10 @@ def wait_version(serve, version: str, timeout_s: float) -> float:
     raise AssertionError(f"extender still serves {version_served(serve)} after {timeout_s} s")
 
 
-def test_rollout_gate_rollback_and_hot_reload(core_v1, namespace, policies, serve_factory,
-                                              e2e_workdir, capsys):
+def test_rollout_gate_rollback_and_hot_reload(core_v1: client.CoreV1Api, namespace: str,
+                                              policies: dict[str, Path],
+                                              serve_factory: ServeFactory, e2e_workdir: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
     ns = namespace
     # The operator-created ConfigMap with the first policy, as docs/deploy.md step 5 makes it.
     core_v1.create_namespaced_config_map(ns, client.V1ConfigMap(
@@ -194,8 +202,10 @@ def test_rollout_gate_rollback_and_hot_reload(core_v1, namespace, policies, serv
     assert read_cm(core_v1, ns).metadata.annotations[ANNOTATION_VERSION] == "e2e-bad"
 
 
-def test_clear_errors_missing_configmap_no_previous_and_rbac(core_v1, kube_apiserver, namespace,
-                                                            policies, capsys, kubeconfig_path):
+def test_clear_errors_missing_configmap_no_previous_and_rbac(
+        core_v1: client.CoreV1Api, kube_apiserver: ApiServer, namespace: str,
+        policies: dict[str, Path], capsys: pytest.CaptureFixture[str], kubeconfig_path: Path
+) -> None:
     ns = namespace
     ref = PolicyRef(ns, "ladts-policy", KEY)
     # Missing ConfigMap.

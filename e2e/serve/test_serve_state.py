@@ -6,9 +6,17 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 from kubernetes import client
+
+if TYPE_CHECKING:
+    from e2e.serve.conftest import Serve, ServeFactory
+
+T = TypeVar("T")
 
 GPU_NODES = {"e2e-serve-fast": "rtx-4090", "e2e-serve-slow": "orin-nano-8"}
 
@@ -31,7 +39,7 @@ def make_pod(name: str, model: str = "sd15", steps: str = "20") -> client.V1Pod:
 
 
 @pytest.fixture
-def cluster(core_v1):
+def cluster(core_v1: client.CoreV1Api) -> Iterator[str]:
     ns = f"serve-{uuid.uuid4().hex[:6]}"
     core_v1.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=ns)))
     for name, profile in GPU_NODES.items():
@@ -49,13 +57,14 @@ def cluster(core_v1):
         core_v1.delete_node(name)
 
 
-def debug_state(serve):
+def debug_state(serve: Serve) -> dict[str, Any]:
     status, body = serve.get("/debug/state")
     assert status == 200
-    return json.loads(body)
+    state: dict[str, Any] = json.loads(body)
+    return state
 
 
-def wait_for(predicate, timeout_s=20.0):
+def wait_for(predicate: Callable[[], T], timeout_s: float = 20.0) -> T:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         value = predicate()
@@ -65,13 +74,16 @@ def wait_for(predicate, timeout_s=20.0):
     raise AssertionError("condition not reached")
 
 
-def names_request(pod: client.V1Pod, api_client) -> bytes:
-    return json.dumps({"Pod": api_client.sanitize_for_serialization(pod),
+def names_request(pod: client.V1Pod, api_client: client.ApiClient) -> bytes:
+    body = api_client.sanitize_for_serialization(pod)  # type: ignore[no-untyped-call]
+    return json.dumps({"Pod": body,
                        "NodeNames": list(GPU_NODES)}).encode()
 
 
-def test_state_bind_restart_and_no_kopf_writes(serve_factory, core_v1, api_client, cluster,
-                                                tmp_path):
+def test_state_bind_restart_and_no_kopf_writes(serve_factory: ServeFactory,
+                                                core_v1: client.CoreV1Api,
+                                                api_client: client.ApiClient, cluster: str,
+                                                tmp_path: Path) -> None:
     ns = cluster
     # A broken policy file and an unreachable Prometheus: the extender must still answer.
     broken = tmp_path / "policy.onnx"
@@ -99,13 +111,13 @@ def test_state_bind_restart_and_no_kopf_writes(serve_factory, core_v1, api_clien
             "Node": chosen}).encode())
         assert status == 200 and json.loads(body) == {"Error": ""}
     for p in created:
-        live = core_v1.read_namespaced_pod(p.metadata.name, ns)
+        live = core_v1.read_namespaced_pod(str(p.metadata.name), ns)
         decision = json.loads(live.metadata.annotations["ladts.io/decision"])
         assert live.spec.node_name == decision["node"]
         assert decision["scorer"] == "heuristic:greedy"
     queues = wait_for(lambda: {n: debug_state(serve)["nodes"][n]["queue"] for n in GPU_NODES})
     queued = [uid for q in queues.values() for uid in q]
-    assert sorted(queued) == sorted(p.metadata.uid for p in created)
+    assert sorted(queued) == sorted(str(p.metadata.uid) for p in created)
 
     # A pod created through the API and bound by someone else appears through the watch.
     other = core_v1.create_namespaced_pod(ns, make_pod("aigc-other"))
@@ -126,7 +138,7 @@ def test_state_bind_restart_and_no_kopf_writes(serve_factory, core_v1, api_clien
     events = wait_for(lambda: [e for e in core_v1.list_namespaced_event(ns).items
                                if e.reason == "LadtsBadAnnotation"
                                and e.involved_object.name == "aigc-bad"])
-    assert "ladts.io/steps" in events[0].message
+    assert "ladts.io/steps" in (events[0].message or "")
 
     # Prometheus is unreachable: the poll errors are counted, answers keep coming.
     status, metrics = serve.get("/metrics")
@@ -147,7 +159,7 @@ def test_state_bind_restart_and_no_kopf_writes(serve_factory, core_v1, api_clien
     head = after[node]["queue"][0]
     done = next(p for p in core_v1.list_namespaced_pod(ns).items if p.metadata.uid == head)
     finished = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    core_v1.patch_namespaced_pod_status(done.metadata.name, ns, {"status": {
+    core_v1.patch_namespaced_pod_status(str(done.metadata.name), ns, {"status": {
         "phase": "Succeeded", "containerStatuses": [{
             "name": "c", "image": "client", "imageID": "", "ready": False, "restartCount": 0,
             "state": {"terminated": {"exitCode": 0, "finishedAt": finished}}}]}})
@@ -160,9 +172,9 @@ def test_state_bind_restart_and_no_kopf_writes(serve_factory, core_v1, api_clien
     done_records = wait_for(lambda: [json.loads(line) for line in trace.read_text().splitlines()
                                      if '"completion"' in line])  # the writer is a thread
     assert [r["pod_uid"] for r in done_records] == [head]
-    created = done.metadata.creation_timestamp.timestamp()
+    created_s = done.metadata.creation_timestamp.timestamp()
     assert done_records[0]["service_delay_s"] == pytest.approx(
-        done_records[0]["finish_s"] - created)
+        done_records[0]["finish_s"] - created_s)
     factors = debug_state(again)["service_time_correction"]
     again.stop()
     third = serve_factory("--trace-path", str(trace))
