@@ -33,9 +33,8 @@ def record_trace(path: Path, *, seed: int, duration_s: float, rate: float,
                        profiles=config.gpu_profiles)
     rt.state.clock = lambda: clock["t"]
     rt.extender.clock = lambda: clock["t"]
-    # The preset's nodes, no seeded background queues: the offline cluster's replaced
-    # background pods are bound in the past, ahead of pods already placed, which moves
-    # their FIFO starts after their finishes were fixed (observed != profile time).
+    # The preset's nodes, no seeded background queues: the trace holds only the pods this
+    # function sends, whose arrivals and mix the calibration tests compare against.
     nodes = config.expand_nodes()
     for spec in nodes:
         rt.state.upsert_node(parse_node(node_object(spec)))

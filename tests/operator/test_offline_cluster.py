@@ -73,6 +73,61 @@ def test_bound_pods_finish_at_their_predicted_time_and_leave(offline):
             assert est["factor"] == pytest.approx(1.0), (node, model)
 
 
+def test_completions_agree_with_the_replayed_queue_under_load_and_evictions(offline):
+    """Every completion, background or bound, finishes when its node's replayed FIFO says.
+
+    Regression: finishes used to be fixed when a pod was first seen, and a background pod
+    replaced at a past finish was bound ahead of pods already queued, so later replays
+    disagreed (negative observed service times; with evictions ~7% observed != predicted).
+    """
+    rt, config, clock, nodes, cluster = offline
+    rng = random.Random(11)
+    names = [n.name for n in nodes]
+    completions = []
+    rt.state.on_completion.append(completions.append)
+    bound_at = {}
+    evicted = 0
+    for i in range(300):  # arrivals faster than ticks: several binds land between ticks
+        clock["t"] += rng.uniform(0.05, 0.6)
+        if i % 3 == 0:
+            cluster.advance(clock["t"])
+        pod = pod_object(config, rng, i)
+        args = rt.extender.handle("prioritize", _body(pod, names)).body
+        chosen = max(args, key=lambda h: h["Score"])["Host"]
+        bind = BindArgs(pod["metadata"]["name"], "offline", pod["metadata"]["uid"], chosen)
+        rt.extender.bound(bind, pod, now=clock["t"])
+        bound_at[bind.pod_uid] = clock["t"]
+        if i % 7 == 0:  # evict a queued pod (not the head) somewhere: its successors move up
+            queued = [q for q in (rt.state.queue(n) for n in names) if len(q) > 1]
+            if queued:
+                victim = rng.choice(rng.choice(queued)[1:])
+                rt.state.delete_pod(victim.uid)
+                evicted += 1
+    for _ in range(3000):
+        clock["t"] += 0.25
+        cluster.advance(clock["t"])
+        if not any(uid in rt.state.pod_node for uid in bound_at):
+            break
+    assert evicted > 10
+    ours = [c for c in completions if c.pod.uid in bound_at]
+    assert len(ours) >= len(bound_at) - evicted  # every bound pod not evicted completed
+    assert len(completions) > len(ours)  # and background pods completed among them
+    for c in completions:
+        assert c.observed_s > 0, c
+        assert c.observed_s == pytest.approx(c.predicted_s, abs=1e-6), c
+        assert c.pod.bind_s is not None and c.start_s >= c.pod.bind_s - 1e-9, c
+        assert c.finish_s <= clock["t"]
+    # Per node, completions come in FIFO order: nobody overtakes a pod bound before it.
+    by_node = {}
+    for c in completions:
+        by_node.setdefault(c.node, []).append(c)
+    for done in by_node.values():
+        binds = [c.pod.bind_s for c in done]
+        assert binds == sorted(binds)
+        finishes = [c.finish_s for c in done]
+        assert finishes == sorted(finishes)
+
+
 def _body(pod, names):
     import json
 

@@ -7,19 +7,25 @@ cluster's. Each node gets a seeded queue of 0-3 unfinished pods of models it can
 the last few seconds, so the scorer has queues to weigh. Pods for requests come from
 :func:`pod_object` (the scenario's model mix and step ranges).
 
-Time passes (:class:`OfflineCluster`): every pod finishes at the finish the node's replayed
-server predicts for it when it is first seen (the same ``NodeServer`` rules the scorer
-reads), driven by wall time. A seeded background pod is replaced, when it finishes, by a new
-one of the scenario's mix bound to the same node at that instant, so each node keeps its
-seeded queue length (a steady state for the benchmark and for a user's curl session); a pod
-bound through ``/bind`` finishes and leaves. Completions go through the state store like a
-real cluster's, so residency, the trace and the service-time estimator see them.
+Time passes (:class:`OfflineCluster`), driven by wall time: the next pod to finish is the
+one with the earliest finish in its node's replay of the *current* queue (the same
+``NodeServer`` rules the scorer reads, from the state store), and it finishes exactly then.
+Completions are taken one at a time in time order and every node is replayed again after its
+queue changed (a completion, a new bind, a deleted or evicted pod), so each completion agrees
+with the queue the store replays at that moment: for a node serving one pod at a time its
+observed service time is the predicted one. A seeded background pod is replaced, when it
+finishes, by a new one of the scenario's mix bound to the same node when the replacement is
+made (at the tick's time, so it joins the tail of the queue and never goes ahead of a pod
+already queued there); each node keeps its seeded queue length (a steady state for the
+benchmark and for a user's curl session). A pod bound through ``/bind`` finishes and leaves.
+Completions go through the state store like a real cluster's, so residency, the trace and the
+service-time estimator see them.
 """
 
 from __future__ import annotations
 
 import asyncio
-import heapq
+import logging
 import random
 import time
 from dataclasses import replace
@@ -34,7 +40,7 @@ from ladts_operator.objects import (
     PodWork,
     parse_node,
 )
-from ladts_operator.state import ClusterState
+from ladts_operator.state import ClusterState, NodeEntry
 from ladts_policy.sim.cluster_config import ClusterConfig, NodeSpec
 
 
@@ -113,6 +119,8 @@ def populate(state: ClusterState, config: ClusterConfig, *, seed: int,
     return nodes
 
 
+log = logging.getLogger(__name__)
+
 BACKGROUND_PREFIX = "offline-"
 """UID prefix of the seeded background pods (replaced when they finish)."""
 
@@ -127,39 +135,53 @@ class OfflineCluster:
         self.tick_s = tick_s
         self.rng = random.Random(seed + 1_000_003)
         self.finished = 0
-        self._heap: list[tuple[float, str]] = []  # (predicted finish, uid)
-        self._known: set[str] = set()
+        # Per node: (its store entry and that entry's version when computed, (finish, uid) of
+        # its next completion or None); recomputed only for nodes whose entry changed.
+        self._next_finish: dict[str, tuple[NodeEntry, int, tuple[float, str] | None]] = {}
         self._next = 0
 
     def advance(self, now: float) -> int:
-        """Finish every pod predicted done by ``now``; return how many finished."""
+        """Finish, in time order, every pod whose replayed finish is at or before ``now``.
+
+        Returns:
+            How many pods finished.
+        """
         state = self.state
-        for uid in state.pod_node.keys() - self._known:
-            node = state.pod_node[uid]
-            entry = state.nodes.get(node)
-            if entry is None or entry.profile is None:
-                continue  # never runs (no profile): it stays queued, as in a cluster
-            # Replayed as of the node's earliest bind, before any pod could have overrun:
-            # the finish the FIFO gives it, not one shifted by a late tick.
-            earliest = min(p.bind_s or now for p in entry.pods.values())
-            placement = state.replay(node, now=earliest, cache=False).placements.get(uid)
-            if placement is not None:
-                heapq.heappush(self._heap, (placement.finish_s, uid))
-                self._known.add(uid)
         done = 0
-        while self._heap and self._heap[0][0] <= now:
-            finish, uid = heapq.heappop(self._heap)
-            self._known.discard(uid)
-            node = state.pod_node.get(uid, "")
-            if not node:
-                continue  # deleted, or finished by other means
+        finishing: set[str] = set()
+        while True:
+            upcoming = [f for f in (self._node_next(n) for n in state.nodes) if f is not None]
+            if not upcoming:
+                break
+            finish, uid, node = min(upcoming)
+            if finish > now:
+                break
+            if uid in finishing:  # the store kept a finished pod queued: never loop on it
+                log.warning("offline: pod %s stayed queued on %s after finishing", uid, node)
+                break
+            finishing.add(uid)
             pod = state.nodes[node].pods[uid]
             state.upsert_pod(replace(pod, finished=True, finish_s=finish))
             done += 1
             if uid.startswith(BACKGROUND_PREFIX):
-                self._replace(node, finish)
+                self._replace(node, now)
         self.finished += done
         return done
+
+    def _node_next(self, node: str) -> tuple[float, str, str] | None:
+        """The next completion on ``node`` as its current queue replays: (finish, uid, node)."""
+        entry = self.state.nodes[node]
+        cached = self._next_finish.get(node)
+        if cached is None or cached[0] is not entry or cached[1] != entry.version:
+            nxt: tuple[float, str] | None = None
+            if entry.pods and entry.profile is not None:  # no profile: never runs, stays queued
+                # Replayed as of the earliest bind: the FIFO's own finishes, none shifted as
+                # an overrun (the store's replay at a later ``now`` moves overdue finishes).
+                earliest = min(p.bind_s or 0.0 for p in entry.pods.values())
+                placements = self.state.replay(node, now=earliest, cache=False).placements
+                nxt = min(((pl.finish_s, uid) for uid, pl in placements.items()), default=None)
+            cached = self._next_finish[node] = (entry, entry.version, nxt)
+        return None if cached[2] is None else (*cached[2], node)
 
     def _replace(self, node: str, at: float) -> None:
         profile = self.state.nodes[node].profile
