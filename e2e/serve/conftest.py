@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import time
 import urllib.request
@@ -12,26 +11,29 @@ from pathlib import Path
 
 import pytest
 
+from e2e.controlplane.processes import ProcessManager
 from e2e.controlplane.readiness import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 class Serve:
-    """A ``ladts serve`` child process."""
+    """A ``ladts serve`` child process, started and stopped by the session's ProcessManager
+    (own process group, dies with the test runner, counted in the leftover check)."""
 
-    def __init__(self, kubeconfig: Path, workdir: Path, *extra: str, port: int | None = None
-                 ) -> None:
+    def __init__(self, processes: ProcessManager, kubeconfig: Path, workdir: Path, *extra: str,
+                 port: int | None = None) -> None:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.log = workdir / f"serve-{self.port}.log"
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(
             [str(REPO / "policy/src"), str(REPO / "operator/src"), env.get("PYTHONPATH", "")])
-        self.proc = subprocess.Popen(
+        self._processes = processes
+        self.process = processes.start(
+            f"serve-{self.port}",
             [sys.executable, "-m", "ladts_policy.cli", "serve", "--kubeconfig", str(kubeconfig),
              "--host", "127.0.0.1", "--port", str(self.port), *extra],
-            stdout=self.log.open("w"), stderr=subprocess.STDOUT, env=env, cwd=REPO)
+            workdir / "serve", env=env)
 
     def get(self, path: str) -> tuple[int, bytes]:
         try:
@@ -52,24 +54,19 @@ class Serve:
     def wait_ready(self, timeout_s: float = 60.0) -> None:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"ladts serve exited: {self.log.read_text()[-2000:]}")
+            if not self.process.running():
+                raise RuntimeError(f"ladts serve exited: {self.process.log_tail()}")
             try:
                 if self.get("/readyz")[0] == 200:
                     return
             except OSError:
                 pass
             time.sleep(0.3)
-        raise TimeoutError(f"ladts serve not ready: {self.log.read_text()[-2000:]}")
+        raise TimeoutError(f"ladts serve not ready: {self.process.log_tail()}")
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        """SIGTERM, then SIGKILL after 15 s (a no-op once stopped)."""
+        self._processes.stop(self.process, grace_s=15.0)
 
 
 ServeFactory = Callable[..., Serve]
@@ -77,11 +74,12 @@ ServeFactory = Callable[..., Serve]
 
 
 @pytest.fixture
-def serve_factory(kubeconfig_path: Path, e2e_workdir: Path) -> Iterator[ServeFactory]:
+def serve_factory(kubeconfig_path: Path, e2e_workdir: Path, e2e_processes: ProcessManager
+                  ) -> Iterator[ServeFactory]:
     started: list[Serve] = []
 
     def start(*extra: str, port: int | None = None) -> Serve:
-        s = Serve(kubeconfig_path, e2e_workdir, *extra, port=port)
+        s = Serve(e2e_processes, kubeconfig_path, e2e_workdir, *extra, port=port)
         started.append(s)
         s.wait_ready()
         return s
