@@ -25,6 +25,7 @@ service-time estimator see them.
 from __future__ import annotations
 
 import asyncio
+import heapq
 import logging
 import random
 import time
@@ -149,13 +150,14 @@ class OfflineCluster:
         state = self.state
         done = 0
         finishing: set[str] = set()
-        while True:
-            upcoming = [f for f in (self._node_next(n) for n in state.nodes) if f is not None]
-            if not upcoming:
-                break
-            finish, uid, node = min(upcoming)
-            if finish > now:
-                break
+        # One entry per node; only the node a completion changes gets a new one (a replaced
+        # entry left in the heap is recognised as stale when it comes up).
+        heap = [f for f in (self._node_next(n) for n in state.nodes) if f is not None]
+        heapq.heapify(heap)
+        while heap and heap[0][0] <= now:
+            finish, uid, node = heapq.heappop(heap)
+            if self._node_next(node) != (finish, uid, node):
+                continue
             if uid in finishing:  # the store kept a finished pod queued: never loop on it
                 log.warning("offline: pod %s stayed queued on %s after finishing", uid, node)
                 break
@@ -165,6 +167,9 @@ class OfflineCluster:
             done += 1
             if uid.startswith(BACKGROUND_PREFIX):
                 self._replace(node, now)
+            following = self._node_next(node)
+            if following is not None:
+                heapq.heappush(heap, following)
         self.finished += done
         return done
 
