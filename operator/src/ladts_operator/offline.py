@@ -12,14 +12,16 @@ one with the earliest finish in its node's replay of the *current* queue (the sa
 ``NodeServer`` rules the scorer reads, from the state store), and it finishes exactly then.
 Completions are taken one at a time in time order and every node is replayed again after its
 queue changed (a completion, a new bind, a deleted or evicted pod), so each completion agrees
-with the queue the store replays at that moment: for a node serving one pod at a time its
-observed service time is the predicted one. A seeded background pod is replaced, when it
-finishes, by a new one of the scenario's mix bound to the same node when the replacement is
-made (at the tick's time, so it joins the tail of the queue and never goes ahead of a pod
-already queued there); each node keeps its seeded queue length (a steady state for the
-benchmark and for a user's curl session). A pod bound through ``/bind`` finishes and leaves.
-Completions go through the state store like a real cluster's, so residency, the trace and the
-service-time estimator see them.
+with the queue the store replays at that moment: for a node serving one pod at a time (every
+offline node: :func:`node_object` sets no ``ladts.io/concurrency`` label, whatever the
+scenario's ``concurrency``) its observed service time is the predicted one. (With more, the
+replay restarts the node's running pods at each completion, and so would this clock.)
+A seeded background pod is replaced, when it finishes, by a new one of the scenario's mix
+bound to the same node when the replacement is made (at the tick's time, so it joins the
+tail of the queue and never goes ahead of a pod already queued there); each node keeps its
+seeded queue length (a steady state for the benchmark and for a user's curl session). A pod
+bound through ``/bind`` finishes and leaves. Completions go through the state store like a
+real cluster's, so residency, the trace and the service-time estimator see them.
 """
 
 from __future__ import annotations
