@@ -79,6 +79,10 @@ class ClusterSimulator:
             ValueError: an action names a node outside the last view's mask.
         """
         delay_E = np.full(self._num_envs, np.nan)
+        actions_E = np.asarray(actions_E)
+        if actions_E.shape != (self._num_envs,):
+            raise ValueError(f"expected {self._num_envs} actions, got shape {actions_E.shape}")
+        # validate every action before changing any environment
         for e, env in enumerate(self.envs):
             if env.task < 0:
                 continue
@@ -86,7 +90,10 @@ class ClusterSimulator:
             if not (0 <= node < self.num_nodes and self._mask_EN[e, node]):
                 name = self.nodes[node].name if 0 <= node < self.num_nodes else str(node)
                 raise ValueError(f"env {e}: node {name} is not schedulable for this task")
-            delay_E[e] = env.place(node)
+        for e, env in enumerate(self.envs):
+            if env.task < 0:
+                continue
+            delay_E[e] = env.place(int(actions_E[e]))
             env.advance()
         return delay_E, self._view()
 
@@ -108,10 +115,10 @@ class ClusterSimulator:
         with np.errstate(invalid="ignore"):
             delay_EN = np.maximum(now_E1, threshold_EN) + service_EN - arrival_E1
         queue_EN = b["queue_len_N"]
-        ready_EN = ~b["cordoned_N"]
-        mask_EN = ready_EN & s.can_run_NM[:, model_E].T & active_E[:, None]
-        if self.config.exclusive:
-            mask_EN &= queue_EN < s.concurrency_N[None, :]
+        mask_EN = np.zeros((self._num_envs, self.num_nodes), dtype=bool)
+        for e, env in enumerate(self.envs):
+            if env.task >= 0:
+                mask_EN[e] = env.schedulable_NM()[:, env.model]
         self._mask_EN = mask_EN
         # kube-scheduler's LeastAllocated scores the node as it would be *with* this pod, which
         # favours nodes with large allocatable when idle (docs/baseline.md measures the effect).
@@ -145,7 +152,8 @@ class ClusterSimulator:
         queue_N = state.queue_len_N.astype(float)
         snap = ClusterSnapshot(
             present_N=~state.cordoned_N | (queue_N > 0),
-            ready_N=~state.cordoned_N,
+            # schedulable for this pod: kube-scheduler's filters (resources fit, free GPU)
+            ready_N=state.schedulable_NM()[:, m] | (~state.cordoned_N & ~s.can_run_NM[:, m]),
             fits_N=s.can_run_NM[:, m].copy(),
             resident_N=np.array([srv.is_loaded(s.model_names[m]) for srv in state.servers]),
             speed_N=s.speed_NM[:, m].copy(),

@@ -58,6 +58,13 @@ class GpuProfile:
     description: str = ""
     """Free text: where the numbers come from."""
 
+    share_slowdown: float = 1.0
+    """Slowdown of pods sharing the time-sliced GPU (``concurrency > 1``): a pod that starts
+    while ``k - 1`` others run takes ``1 + share_slowdown * (k - 1)`` times its time alone.
+    1 (default) is pure time slicing, where k pods each get 1/k of the GPU (NVIDIA's GPU
+    time-slicing shares the GPU round-robin between processes with no memory or fault
+    isolation and no throughput gain); below 1 models overlap gains (e.g. MPS)."""
+
     def can_run(self, model: str) -> bool:
         """Whether ``model`` has timings here and fits in the usable memory."""
         timing = self.timings.get(model)

@@ -70,6 +70,7 @@ def parse_profile(f: Fields) -> GpuProfile:
     label = f.string("product_label")
     vram = f.number("vram_gib", strict=True)
     description = f.string("description", "")
+    share_slowdown = f.number("share_slowdown", 1.0)
     models = f.sub("models")
     timings = {}
     for key in list(models.raw):
@@ -84,7 +85,8 @@ def parse_profile(f: Fields) -> GpuProfile:
     models.done()
     f.done()
     return GpuProfile(
-        name=name, product_label=label, vram_gib=vram, timings=timings, description=description
+        name=name, product_label=label, vram_gib=vram, timings=timings, description=description,
+        share_slowdown=share_slowdown,
     )
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ladts_policy.sim.cluster_config import ClusterConfig, NodeSpec
-from ladts_policy.sim.node_service import NodeServer, ServiceTask
+from ladts_policy.sim.node_service import ServiceTask, make_node_server
 from ladts_policy.sim.workload import JOIN, LEAVE, draw_churn, draw_workload, episode_generators
 
 
@@ -101,7 +101,7 @@ class EnvState:
         self, config: ClusterConfig, nodes: list[NodeSpec], static: StaticArrays, seed: int
     ) -> None:
         self.config, self.static = config, static
-        self.servers = [NodeServer.from_spec(node) for node in nodes]
+        self.servers = [make_node_server(node, exclusive=config.exclusive) for node in nodes]
         arrivals_rng, churn_rng = episode_generators(seed)
         self.work = draw_workload(config, arrivals_rng)
         self.churn = draw_churn(config.churn, len(nodes), config.horizon_s, churn_rng)
@@ -116,9 +116,9 @@ class EnvState:
         self.busy_until_N = np.zeros(n)
         self.now = 0.0
         self.task = -1  # index of the request being decided; -1 when the episode has ended
-        self._next_arrival = 0  # first request not yet arrived (or decided, non-exclusive)
+        self._next_arrival = 0  # first request not yet arrived
         self._next_churn = 0
-        # exclusive mode: arrived, unscheduled requests, one FIFO per model
+        # arrived, unscheduled requests (no node passes the filters yet), one FIFO per model
         self.pending_M: list[deque[int]] = [deque() for _ in range(m)]
         self.placed, self.cold_starts, self.busy_s = 0, 0, 0.0
         for node in range(n):
@@ -148,7 +148,7 @@ class EnvState:
 
     @property
     def num_pending(self) -> int:
-        """Requests waiting unscheduled (exclusive mode), the current one excluded."""
+        """Requests waiting unscheduled, the current one excluded."""
         return sum(len(q) for q in self.pending_M)
 
     def requested_fraction_N(self) -> np.ndarray:
@@ -175,19 +175,30 @@ class EnvState:
         self._refresh_node(node)
         return placement.finish_s - self.arrival
 
-    def advance(self) -> None:
-        """Move to the next decision (or end the episode: ``task = -1``)."""
-        if self.config.exclusive:
-            self._advance_exclusive()
-            return
-        if self._next_arrival >= len(self.work):
-            self.task = -1
-            return
-        self.task = self._next_arrival
-        self._next_arrival += 1
-        self._set_clock(float(self.work.arrival_s_T[self.task]))
+    def schedulable_NM(self) -> np.ndarray:
+        """Return bool [N, M]: the nodes kube-scheduler's filters pass for a pod of each model.
 
-    def _advance_exclusive(self) -> None:
+        Ready (not cordoned), the model can run there, the pod's cpu and memory requests fit
+        the node's allocatable next to the pods bound to it (NodeResourcesFit), and in
+        ``exclusive`` mode a GPU is free.
+        """
+        s = self.static
+        tol = 1e-9  # requests are sums of floats
+        cpu_NM = self.req_cpu_N[:, None] + s.pod_cpu_M[None, :] <= s.cpu_N[:, None] + tol
+        mem_NM = (self.req_mem_N[:, None] + s.pod_memory_gib_M[None, :]
+                  <= s.memory_gib_N[:, None] + tol)
+        ok_NM: np.ndarray = s.can_run_NM & cpu_NM & mem_NM & ~self.cordoned_N[:, None]
+        if self.config.exclusive:
+            ok_NM &= (self.queue_len_N < s.concurrency_N)[:, None]
+        return ok_NM
+
+    def advance(self) -> None:
+        """Move to the next decision (or end the episode: ``task = -1``).
+
+        The next decision is the earliest-arrived waiting pod that some node's filters pass
+        (kube-scheduler retries unschedulable pods on cluster events); pods wait unscheduled
+        while none does.
+        """
         arrivals = self.work.arrival_s_T
         t = self.now
         while True:
@@ -197,8 +208,7 @@ class EnvState:
                 )
                 self._next_arrival += 1
             self._set_clock(t)
-            free_N = ~self.cordoned_N & (self.queue_len_N < self.static.concurrency_N)
-            servable_M: np.ndarray = np.any(self.static.can_run_NM & free_N[:, None], axis=0)
+            servable_M: np.ndarray = np.any(self.schedulable_NM(), axis=0)
             heads = [q[0] for m, q in enumerate(self.pending_M) if q and servable_M[m]]
             if heads:  # the earliest-arrived request that some free node can serve
                 self.task = min(heads)
@@ -237,8 +247,11 @@ class EnvState:
             elif kind == JOIN and self.cordoned_N[node]:
                 self.cordoned_N[node] = False
                 server = self.servers[node]
-                if server.queue_len(now) == 0:
-                    server.restart(now)  # drained while away: back with preloaded models only
+                t_join = float(times[self._next_churn - 1])
+                if server.queue_len(t_join) == 0:
+                    # drained while away: back with preloaded models only (judged at the
+                    # join itself, not at the next decision, when it may have drained since)
+                    server.restart(t_join)
                     self._refresh_node(node)
 
     def _may_leave(self, node: int) -> bool:
