@@ -10,14 +10,18 @@ from gymnasium.utils.env_checker import check_env
 
 from ladts_policy.baselines import make_policy
 from ladts_policy.sim.cluster import ClusterSimulator
-from ladts_policy.sim.cluster_config import ChurnSpec, ClusterConfig
+from ladts_policy.sim.cluster_config import ChurnSpec, ClusterConfig, UncertaintySpec
 from ladts_policy.sim.cluster_env import ClusterEnv
 from ladts_policy.sim.scenario import load_scenario
 from ladts_policy.sim.workload import draw_arrival_times
 
+EXACT = UncertaintySpec(node_speed_sigma=0.0, request_noise_sigma=0.0, scrape_interval_s=0.0)
+"""No hidden speed, no noise, fresh metrics: the scheduler's projection is then the truth."""
+
 
 def edge(horizon_s: float = 300.0, **changes: object) -> ClusterConfig:
     config = load_scenario("k8s-edge").cluster
+    changes.setdefault("uncertainty", EXACT)
     return dataclasses.replace(config, horizon_s=horizon_s, **changes)  # type: ignore[arg-type]
 
 

@@ -32,16 +32,17 @@ class ClusterSnapshot:
     """bool [N]: the task's model can ever run there (timings known, fits usable VRAM)."""
 
     resident_N: np.ndarray
-    """bool [N]: the task's model is loaded there now."""
+    """bool [N]: the task's model is loaded there now (as the node's last scrape reported)."""
 
     speed_N: np.ndarray
-    """float [N]: denoising steps per second of the task's model (0 where it cannot run)."""
+    """float [N]: estimated denoising steps per second of the task's model (0 where it
+    cannot run): profile corrected by ``ServiceTimeCorrector``."""
 
     service_s_N: np.ndarray
-    """float [N]: warm service time of this task, s (inf where it cannot run)."""
+    """float [N]: estimated warm service time of this task, s (inf where it cannot run)."""
 
     load_s_N: np.ndarray
-    """float [N]: load (cold-start) time of the task's model, s."""
+    """float [N]: estimated load (cold-start) time of the task's model, s."""
 
     vram_gib_N: np.ndarray
     """float [N]: usable GPU memory, GiB."""
@@ -65,13 +66,14 @@ class ClusterSnapshot:
     """float [N] in [0, 1]: requested share of allocatable cpu and memory (mean of both)."""
 
     est_delay_s_N: np.ndarray
-    """float [N]: service delay this task would get there (``node_service``), s."""
+    """float [N]: estimated service delay of this task there (the scheduler's projection of
+    the node's queue, ``node_service.project``), s."""
 
     metrics_age_s_N: np.ndarray
-    """float [N]: age of the node's metrics, s (0 in simulation)."""
+    """float [N]: age of the node's metrics (its last Prometheus scrape), s."""
 
     pending: int = 0
-    """Pods waiting unscheduled in the cluster (exclusive mode), this one included."""
+    """Pods waiting unscheduled in the cluster (no node passes the filters), this one included."""
 
     @property
     def num_nodes(self) -> int:

@@ -38,8 +38,11 @@ class DecisionView:
     backlog ``Q + Q̃`` in Gcycles (paper, whose model has no task count)."""
 
     expected_delay_EN: np.ndarray
-    """float [E, N], seconds: the service delay this task would get on each node, computed
-    with full knowledge of the node's queue (the greedy / Opt-TS objective)."""
+    """float [E, N], seconds: the service delay this task would get on each node, as the
+    scheduler can estimate it (the greedy / Opt-TS objective). ``paper``: exact (the paper's
+    model). ``k8s-edge``: an estimate from observable state only (the node's bound pods,
+    profile times corrected from completions, the last scrape's loaded models); the
+    realised delay differs when the scenario's ``uncertainty`` is on."""
 
     requested_fraction_EN: np.ndarray
     """float [E, N] in [0, 1]: share of the node's allocatable resources requested by the

@@ -29,7 +29,8 @@ from ladts_policy.sim.cluster_config import ClusterConfig
 from ladts_policy.sim.cluster_state import EnvState, StaticArrays
 from ladts_policy.sim.node_service import ServiceTask
 
-_SHARED = ("threshold_NM", "cold_NM", "queue_len_N", "cordoned_N", "req_cpu_N", "req_mem_N")
+_SHARED = ("threshold_NM", "cold_NM", "factor_NM", "queue_len_N", "cordoned_N", "req_cpu_N",
+           "req_mem_N")
 """Cached per-environment arrays the simulator reads as ``[E, ...]`` blocks."""
 
 
@@ -43,6 +44,10 @@ class ClusterSimulator:
         self._num_envs = num_envs
         self.envs: list[EnvState] = []
         self._mask_EN = np.zeros((num_envs, len(self.nodes)), dtype=bool)
+        self._shared_gpu_nodes = [
+            n for n, node in enumerate(self.nodes)
+            if not config.exclusive and node.concurrency > 1 and node.profile.share_slowdown > 0
+        ]
         self._blocks: dict[str, np.ndarray] = {}
 
     @property
@@ -112,8 +117,13 @@ class ClusterSimulator:
         per_step_EN = s.s_per_step_NM[:, model_E].T
         service_EN = s.overhead_s_NM[:, model_E].T + steps_E[:, None] * per_step_EN
         service_EN += np.where(cold_EN, s.load_s_NM[:, model_E].T, 0.0)
+        service_EN *= b["factor_NM"][rows, :, model_E]
         with np.errstate(invalid="ignore"):
             delay_EN = np.maximum(now_E1, threshold_EN) + service_EN - arrival_E1
+        for n in self._shared_gpu_nodes:  # pods beside others on a time-sliced GPU slow down
+            for e, env in enumerate(self.envs):
+                if env.task >= 0 and s.can_run_NM[n, env.model]:
+                    delay_EN[e, n] = env.estimated_finish(n) - env.arrival
         queue_EN = b["queue_len_N"]
         mask_EN = np.zeros((self._num_envs, self.num_nodes), dtype=bool)
         for e, env in enumerate(self.envs):
@@ -145,30 +155,39 @@ class ClusterSimulator:
         if state.task < 0:
             raise RuntimeError(f"env {env} has no pending task")
         s, m = self.static, state.model
+        name = s.model_names[m]
         cold_N = state.cold_NM[:, m]
-        service_N = s.overhead_s_NM[:, m] + state.steps * s.s_per_step_NM[:, m]
+        factor_N = state.factor_NM[:, m]
+        service_N = factor_N * (s.overhead_s_NM[:, m] + state.steps * s.s_per_step_NM[:, m])
+        load_N = factor_N * s.load_s_NM[:, m]
         start_N = np.maximum(state.now, state.threshold_NM[:, m])
-        delay_N = start_N + service_N + np.where(cold_N, s.load_s_NM[:, m], 0.0) - state.arrival
+        delay_N = start_N + service_N + np.where(cold_N, load_N, 0.0) - state.arrival
+        for n in self._shared_gpu_nodes:
+            if s.can_run_NM[n, m]:
+                delay_N[n] = state.estimated_finish(n) - state.arrival
         queue_N = state.queue_len_N.astype(float)
+        loaded = state.observed_loaded
+        used_N = np.array([sum(srv.timings[k].memory_gib for k in seen)
+                           for srv, seen in zip(state.servers, loaded, strict=True)])
         snap = ClusterSnapshot(
             present_N=~state.cordoned_N | (queue_N > 0),
             # schedulable for this pod: kube-scheduler's filters (resources fit, free GPU)
             ready_N=state.schedulable_NM()[:, m] | (~state.cordoned_N & ~s.can_run_NM[:, m]),
             fits_N=s.can_run_NM[:, m].copy(),
-            resident_N=np.array([srv.is_loaded(s.model_names[m]) for srv in state.servers]),
-            speed_N=s.speed_NM[:, m].copy(),
+            resident_N=np.array([name in seen for seen in loaded]),
+            speed_N=np.where(s.can_run_NM[:, m], s.speed_NM[:, m] / factor_N, 0.0),
             service_s_N=np.where(s.can_run_NM[:, m], service_N, np.inf),
-            load_s_N=s.load_s_NM[:, m].copy(),
+            load_s_N=load_N,
             vram_gib_N=s.vram_gib_N.copy(),
-            vram_free_gib_N=np.array([srv.free_vram_gib() for srv in state.servers]),
+            vram_free_gib_N=np.maximum(s.vram_gib_N - used_N, 0.0),
             queue_len_N=queue_N,
             running_N=np.array([srv.running(state.now) for srv in state.servers], dtype=float),
             backlog_s_N=np.maximum(state.busy_until_N - state.now, 0.0),
             concurrency_N=s.concurrency_N.astype(float),
             requested_fraction_N=state.requested_fraction_N(),
             est_delay_s_N=np.where(s.can_run_NM[:, m], delay_N, np.inf),
-            metrics_age_s_N=np.zeros(self.num_nodes),
-            pending=state.num_pending + 1 if self.config.exclusive else 0,
+            metrics_age_s_N=np.array([state.metrics_age_s(n) for n in range(self.num_nodes)]),
+            pending=state.num_pending + 1,
         )
         task = TaskSpec(
             model=s.model_names[m],

@@ -147,6 +147,34 @@ class ChurnSpec:
 
 
 @dataclass(frozen=True)
+class UncertaintySpec:
+    """What the scheduler cannot see exactly: hidden speed, request noise, metric age.
+
+    Realised run times are the profile's times x the node's hidden speed factor x the
+    request's noise factor (both lognormal with median 1, drawn per episode from the seed).
+    Schedulers never see them: they see the profile corrected by
+    ``ladts_policy.service_estimate.ServiceTimeCorrector`` from completed requests.
+    """
+
+    node_speed_sigma: float = 0.15
+    """Log-standard deviation of the hidden per-node speed factor (one draw per node and
+    episode; 0.15 puts 95% of nodes within x0.75..x1.35 of their profile). Identical GPUs
+    differ by up to about 20% in measured performance (Sinha et al., "Not All GPUs Are
+    Created Equal", SC'22), and Jetson power modes, thermals and clocks move the same board
+    further; the profile defaults themselves are stated to ±50% for Orin NX/Nano
+    (docs/scenarios.md)."""
+
+    request_noise_sigma: float = 0.05
+    """Log-standard deviation of one request's run time around its node's (run-to-run
+    jitter of a fixed-step diffusion pipeline: a few percent)."""
+
+    scrape_interval_s: float = 15.0
+    """Prometheus scrape interval, s: metrics the operator reads from Prometheus (loaded
+    models, free GPU memory) are this stale at worst; each node has its own scrape phase.
+    15 s is the dcgm-exporter Helm chart's ServiceMonitor interval. 0 = always fresh."""
+
+
+@dataclass(frozen=True)
 class NodeSpec:
     """One node of the cluster, after expanding its group."""
 
@@ -224,6 +252,9 @@ class ClusterConfig:
     exclusive: bool = False
     """If true, pods request ``nvidia.com/gpu: 1``: a pod waits unscheduled in a cluster-wide
     queue until a node has a free GPU slot, instead of queueing at its node."""
+
+    uncertainty: UncertaintySpec = field(default_factory=UncertaintySpec)
+    """Hidden node speed, request noise and metric age (what schedulers cannot see)."""
 
     def expand_nodes(self) -> list[NodeSpec]:
         """Return every node in group order with its stable name."""

@@ -21,6 +21,7 @@ from ladts_policy.sim.cluster_config import (
     ModelSpec,
     ModelTiming,
     NodeGroup,
+    UncertaintySpec,
 )
 from ladts_policy.sim.errors import ScenarioError
 from ladts_policy.sim.schema_fields import Fields
@@ -109,6 +110,7 @@ def parse_cluster(f: Fields, base_dir: Path | None) -> ClusterConfig:
         nodes=groups,
         churn=_parse_churn(f.sub("churn", {})),
         exclusive=f.boolean("exclusive", False),
+        uncertainty=_parse_uncertainty(f.sub("uncertainty", {})),
     )
     f.done()
     _check_models_servable(config, f.path)
@@ -205,6 +207,17 @@ def _parse_churn(f: Fields) -> ChurnSpec:
     )
     if spec.max_down_fraction > 1.0:
         raise ScenarioError(f"{f.path}.max_down_fraction: must be at most 1")
+    f.done()
+    return spec
+
+
+def _parse_uncertainty(f: Fields) -> UncertaintySpec:
+    default = UncertaintySpec()
+    spec = UncertaintySpec(
+        node_speed_sigma=f.number("node_speed_sigma", default.node_speed_sigma),
+        request_noise_sigma=f.number("request_noise_sigma", default.request_noise_sigma),
+        scrape_interval_s=f.number("scrape_interval_s", default.scrape_interval_s),
+    )
     f.done()
     return spec
 

@@ -1,7 +1,17 @@
 """State of one ``k8s-edge`` environment and the static per-(node, model) tables.
 
-:class:`EnvState` owns the node servers, the episode's draws, the decision clock and the
-caches the simulator reads as ``[N]`` / ``[N, M]`` arrays. Shapes: ``N`` nodes, ``M`` models.
+:class:`EnvState` owns the node servers (the truth), the episode's draws, the decision clock
+and the caches the simulator reads as ``[N]`` / ``[N, M]`` arrays. Shapes: ``N`` nodes,
+``M`` models.
+
+Truth and view are kept apart: the servers run every pod for its *realised* time (profile x
+hidden node factor x request noise). What schedulers see is a per-node *projection*
+(:func:`ladts_policy.sim.node_service.project`) built only from what the operator can observe:
+the pods bound to the node in FIFO order, the start of those running, the models the node
+reported at its last metrics scrape, and run times estimated as profile x the
+:class:`~ladts_policy.service_estimate.ServiceTimeCorrector` factor learned from the
+completions seen so far. A projection is rebuilt when the node's observable state changes (a
+placement, a start or finish, a scrape) or a running pod outlives its estimate.
 """
 
 from __future__ import annotations
@@ -12,9 +22,23 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ladts_policy.service_estimate import ServiceTimeCorrector
 from ladts_policy.sim.cluster_config import ClusterConfig, NodeSpec
-from ladts_policy.sim.node_service import ServiceTask, make_node_server
-from ladts_policy.sim.workload import JOIN, LEAVE, draw_churn, draw_workload, episode_generators
+from ladts_policy.sim.node_service import (
+    AnyNodeServer,
+    ExclusiveNodeServer,
+    ServiceTask,
+    make_node_server,
+    project,
+)
+from ladts_policy.sim.workload import (
+    JOIN,
+    LEAVE,
+    draw_churn,
+    draw_hidden,
+    draw_workload,
+    episode_generators,
+)
 
 
 @dataclass(frozen=True)
@@ -101,14 +125,26 @@ class EnvState:
         self, config: ClusterConfig, nodes: list[NodeSpec], static: StaticArrays, seed: int
     ) -> None:
         self.config, self.static = config, static
-        self.servers = [make_node_server(node, exclusive=config.exclusive) for node in nodes]
+        unc = config.uncertainty
+        self.node_names = [node.name for node in nodes]
+        self.servers: list[AnyNodeServer] = [
+            make_node_server(node, exclusive=config.exclusive, history_s=unc.scrape_interval_s)
+            for node in nodes
+        ]
         arrivals_rng, churn_rng = episode_generators(seed)
         self.work = draw_workload(config, arrivals_rng)
         self.churn = draw_churn(config.churn, len(nodes), config.horizon_s, churn_rng)
+        self.hidden = draw_hidden(unc, len(nodes), len(self.work), seed)
+        self.corrector = ServiceTimeCorrector()
         n, m = static.can_run_NM.shape
         self.cordoned_N = np.zeros(n, dtype=bool)
+        # the scheduler's estimates (from projections), never the truth
         self.threshold_NM = np.full((n, m), np.inf)
         self.cold_NM = np.ones((n, m), dtype=bool)
+        self.factor_NM = np.ones((n, m))
+        self.projections: list[AnyNodeServer] = list(self.servers)
+        self.observed_loaded: list[dict[str, float]] = [{} for _ in range(n)]
+        self.stale_at_N = np.full(n, np.inf)
         self.queue_len_N = np.zeros(n, dtype=np.int64)
         self.req_cpu_N = np.zeros(n)
         self.req_mem_N = np.zeros(n)
@@ -168,6 +204,9 @@ class EnvState:
             cpu=float(self.static.pod_cpu_M[m]),
             memory_gib=float(self.static.pod_memory_gib_M[m]),
         )
+        task = ServiceTask(task.model, task.steps, cpu=task.cpu, memory_gib=task.memory_gib,
+                           time_factor=float(self.hidden.node_factor_N[node]
+                                             * self.hidden.noise_T[self.task]))
         placement = self.servers[node].place(task, self.now)
         self.placed += 1
         self.cold_starts += int(placement.cold)
@@ -231,11 +270,37 @@ class EnvState:
             t = max(t, t_next)
 
     def _set_clock(self, now: float) -> None:
-        """Advance the clock: apply churn events and refresh nodes whose pods finished."""
+        """Advance the clock: apply churn, learn from completions, refresh changed nodes."""
         self.now = now
         self._apply_churn(now)
-        for node in np.flatnonzero(self.next_change_N <= now):
-            self._refresh_counts(int(node))
+        for node in np.flatnonzero((self.next_change_N <= now) | (self.stale_at_N <= now)):
+            self._refresh_node(int(node))
+
+    def estimated_finish(self, node: int) -> float:
+        """When the scheduler expects the current task to finish on ``node`` (its projection)."""
+        m = self.model
+        task = ServiceTask(self.static.model_names[m], self.steps,
+                           time_factor=float(self.factor_NM[node, m]))
+        return self.projections[node].what_if(task, self.now).finish_s
+
+    def metrics_age_s(self, node: int) -> float:
+        """Age of the node's last metrics scrape at ``now``, s (0 when always fresh)."""
+        interval = self.config.uncertainty.scrape_interval_s
+        if interval <= 0.0:
+            return 0.0
+        return (self.now - float(self.hidden.scrape_phase_s_N[node])) % interval
+
+    def _observe_completions(self, node: int) -> None:
+        server = self.servers[node]
+        name = self.node_names[node]
+        done = server.drain_finished(self.now)
+        for pod in done:
+            predicted = pod.slowdown * server.service_s(pod.model, pod.steps, pod.cold)
+            self.corrector.observe(name, pod.model, observed_s=pod.finish_s - pod.start_s,
+                                   predicted_s=predicted)
+        if done:
+            for m, model in enumerate(self.static.model_names):
+                self.factor_NM[node, m] = self.corrector.factor(name, model)
 
     def _apply_churn(self, now: float) -> None:
         times, nodes, kinds = self.churn.time_s_K, self.churn.node_K, self.churn.kind_K
@@ -265,14 +330,40 @@ class EnvState:
         return bool((self.static.can_run_NM & ready_N[:, None]).any(axis=0).all())
 
     def _refresh_node(self, node: int) -> None:
-        """Recompute the start thresholds and cold flags of every model on one node."""
-        server = self.servers[node]
-        names = self.static.model_names
-        thresholds = server.start_thresholds(names)
-        for m, name in enumerate(names):
-            self.threshold_NM[node, m], self.cold_NM[node, m] = thresholds[name]
-        self.busy_until_N[node] = max(server.busy_until(), 0.0)
+        """Learn from completions, then rebuild the node's projection and its thresholds."""
         self._refresh_counts(node)
+        self._observe_completions(node)
+        server = self.servers[node]
+        name = self.node_names[node]
+        seen_at = self.now - self.metrics_age_s(node)
+
+        def factor(model: str) -> float:
+            return self.corrector.factor(name, model)
+
+        proj: AnyNodeServer
+        if isinstance(server, ExclusiveNodeServer):
+            proj = ExclusiveNodeServer([
+                project(gpu, self.now, loaded=gpu.loaded_at(seen_at), factor=factor)
+                for gpu in server.gpus
+            ])
+            gpus = proj.gpus
+        else:
+            proj = project(server, self.now, loaded=server.loaded_at(seen_at), factor=factor)
+            gpus = [proj]
+        self.projections[node] = proj
+        self.observed_loaded[node] = server.loaded_at(seen_at)
+        names = self.static.model_names
+        thresholds = proj.start_thresholds(names)
+        for m, model in enumerate(names):
+            self.threshold_NM[node, m], self.cold_NM[node, m] = thresholds[model]
+        self.busy_until_N[node] = max(proj.busy_until(), 0.0)
+        # rebuild when a running pod outlives its estimate or the next scrape lands
+        stale = [p.finish_s for g in gpus for p in g.unfinished(self.now)
+                 if p.start_s <= self.now and p.finish_s > self.now]
+        interval = self.config.uncertainty.scrape_interval_s
+        if interval > 0.0:
+            stale.append(self.now + interval - self.metrics_age_s(node))
+        self.stale_at_N[node] = min(stale, default=np.inf)
 
     def attach(self, blocks: dict[str, np.ndarray], env: int) -> None:
         """Move the cached arrays into row ``env`` of simulator-wide ``[E, ...]`` blocks.
@@ -288,4 +379,4 @@ class EnvState:
         server = self.servers[node]
         self.queue_len_N[node] = server.queue_len(self.now)
         self.req_cpu_N[node], self.req_mem_N[node] = server.requested(self.now)
-        self.next_change_N[node] = server.next_change(self.now)
+        self.next_change_N[node] = server.next_event(self.now)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ladts_policy.sim.cluster_config import ArrivalSpec, ChurnSpec, ClusterConfig
+from ladts_policy.sim.cluster_config import ArrivalSpec, ChurnSpec, ClusterConfig, UncertaintySpec
 
 LEAVE = 0
 """Churn event kind: the node is cordoned and drains."""
@@ -59,6 +59,31 @@ def episode_generators(seed: int) -> tuple[np.random.Generator, np.random.Genera
     """Independent (arrivals, churn) generators derived from one seed."""
     arrivals, churn = np.random.SeedSequence(seed).spawn(2)
     return np.random.default_rng(arrivals), np.random.default_rng(churn)
+
+
+@dataclass(frozen=True)
+class HiddenDraws:
+    """What schedulers never see in one episode: realised-time factors and scrape phases."""
+
+    node_factor_N: np.ndarray
+    """float [N]: realised / profile run time of each node (its hidden speed)."""
+
+    noise_T: np.ndarray
+    """float [T]: realised / node-typical run time of each request."""
+
+    scrape_phase_s_N: np.ndarray
+    """float [N]: time of each node's first metrics scrape in ``[0, interval)``."""
+
+
+def draw_hidden(
+    spec: UncertaintySpec, num_nodes: int, num_requests: int, seed: int
+) -> HiddenDraws:
+    """Draw the hidden factors from a third stream of ``seed`` (arrivals and churn unchanged)."""
+    rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(3)[2])
+    node_N = np.exp(spec.node_speed_sigma * rng.standard_normal(num_nodes))
+    noise_T = np.exp(spec.request_noise_sigma * rng.standard_normal(num_requests))
+    phase_N = rng.uniform(0.0, spec.scrape_interval_s, num_nodes)
+    return HiddenDraws(node_factor_N=node_N, noise_T=noise_T, scrape_phase_s_N=phase_N)
 
 
 def draw_arrival_times(spec: ArrivalSpec, horizon_s: float, rng: np.random.Generator) -> np.ndarray:
