@@ -52,6 +52,22 @@ class DecisionView:
     local_node_E: np.ndarray
     """int [E]: the task's local server (paper preset: its base station), -1 if none."""
 
+    cold_EN: np.ndarray | None = None
+    """bool [E, N]: placing the task there would load its model (a cold start), as the
+    scheduler estimates it; None where the scenario has no model residency (paper)."""
+
+    load_s_EN: np.ndarray | None = None
+    """float [E, N]: estimated load time of the task's model there, s (None: no residency)."""
+
+    evict_cost_EN: np.ndarray | None = None
+    """float [E, N], seconds: what a cold placement there would take from later requests:
+    ``sum over the models k it would evict of popularity(k) x estimated load_s(k) there``
+    (0 where nothing is evicted; None: no residency)."""
+
+    popularity_E: np.ndarray | None = None
+    """float [E]: share of the task's model among the requests of the last
+    ``POPULARITY_WINDOW_S`` seconds (``ladts_policy.sim.cluster``; None: no residency)."""
+
     @property
     def num_envs(self) -> int:
         """Number of environments ``E``."""

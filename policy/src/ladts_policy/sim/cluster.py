@@ -29,8 +29,11 @@ from ladts_policy.sim.cluster_config import ClusterConfig
 from ladts_policy.sim.cluster_state import EnvState, StaticArrays
 from ladts_policy.sim.node_service import ServiceTask
 
-_SHARED = ("threshold_NM", "cold_NM", "factor_NM", "queue_len_N", "cordoned_N", "req_cpu_N",
-           "req_mem_N")
+_SHARED = ("threshold_NM", "cold_NM", "factor_NM", "evicts_NMK", "queue_len_N", "cordoned_N",
+           "req_cpu_N", "req_mem_N")
+
+POPULARITY_WINDOW_S = 600.0
+"""Requests of the last this-many seconds define each model's popularity (``DecisionView``)."""
 """Cached per-environment arrays the simulator reads as ``[E, ...]`` blocks."""
 
 
@@ -135,7 +138,16 @@ class ClusterSimulator:
         cpu_EN = b["req_cpu_N"] + s.pod_cpu_M[model_E][:, None]
         mem_EN = b["req_mem_N"] + s.pod_memory_gib_M[model_E][:, None]
         requested_EN = np.minimum(0.5 * (cpu_EN / s.cpu_N + mem_EN / s.memory_gib_N), 1.0)
+        load_EN = s.load_s_NM[:, model_E].T * b["factor_NM"][rows, :, model_E]
+        pop_EM = np.stack([env.popularity_M(POPULARITY_WINDOW_S) for env in self.envs])
+        est_load_ENM = np.where(s.can_run_NM[None], s.load_s_NM[None], 0.0) * b["factor_NM"]
+        evicts_ENM = b["evicts_NMK"][rows, :, model_E].astype(float)
+        evict_cost_EN = np.einsum("enk,ek,enk->en", evicts_ENM, pop_EM, est_load_ENM)
         return DecisionView(
+            cold_EN=cold_EN.copy(),
+            load_s_EN=np.where(s.can_run_NM[:, model_E].T, load_EN, np.inf),
+            evict_cost_EN=evict_cost_EN,
+            popularity_E=pop_EM[rows, model_E],
             active_E=active_E,
             node_mask_EN=mask_EN,
             capacity_EN=s.speed_NM[:, model_E].T.copy(),

@@ -142,6 +142,7 @@ class EnvState:
         self.threshold_NM = np.full((n, m), np.inf)
         self.cold_NM = np.ones((n, m), dtype=bool)
         self.factor_NM = np.ones((n, m))
+        self.evicts_NMK = np.zeros((n, m, m), dtype=bool)  # placing m on n evicts model k
         self.projections: list[AnyNodeServer] = list(self.servers)
         self.observed_loaded: list[dict[str, float]] = [{} for _ in range(n)]
         self.stale_at_N = np.full(n, np.inf)
@@ -186,6 +187,19 @@ class EnvState:
     def num_pending(self) -> int:
         """Requests waiting unscheduled, the current one excluded."""
         return sum(len(q) for q in self.pending_M)
+
+    def popularity_M(self, window_s: float) -> np.ndarray:
+        """Return float [M]: each model's share of the requests of the last ``window_s`` s.
+
+        What the operator counts from pod creations; uniform before any request.
+        """
+        arrivals = self.work.arrival_s_T
+        hi = self._next_arrival
+        lo = int(np.searchsorted(arrivals[:hi], self.now - window_s, side="right"))
+        m = self.static.can_run_NM.shape[1]
+        counts_M = np.bincount(self.work.model_T[lo:hi], minlength=m).astype(float)
+        total = counts_M.sum()
+        return counts_M / total if total > 0 else np.full(m, 1.0 / m)
 
     def requested_fraction_N(self) -> np.ndarray:
         """Return float [N]: mean requested share of allocatable cpu and memory, at most 1."""
@@ -353,9 +367,13 @@ class EnvState:
         self.projections[node] = proj
         self.observed_loaded[node] = server.loaded_at(seen_at)
         names = self.static.model_names
-        thresholds = proj.start_thresholds(names)
+        index = {model: k for k, model in enumerate(names)}
+        self.evicts_NMK[node] = False
         for m, model in enumerate(names):
-            self.threshold_NM[node, m], self.cold_NM[node, m] = thresholds[model]
+            threshold, cold, evicted = proj.earliest_start(model)
+            self.threshold_NM[node, m], self.cold_NM[node, m] = threshold, cold
+            for k in evicted:
+                self.evicts_NMK[node, m, index[k]] = True
         self.busy_until_N[node] = max(proj.busy_until(), 0.0)
         # rebuild when a running pod outlives its estimate or the next scrape lands
         stale = [p.finish_s for g in gpus for p in g.unfinished(self.now)

@@ -326,6 +326,16 @@ class NodeServer:
         timing = self.timings[model]
         return (timing.load_s if cold else 0.0) + timing.overhead_s + steps * timing.s_per_step
 
+    def clone(self) -> NodeServer:
+        """An independent copy (for planners that try placements on a copy)."""
+        twin = object.__new__(NodeServer)
+        twin.__dict__.update(self.__dict__)
+        twin.timings = self.timings  # read-only, shared
+        twin._pods, twin._finishes = list(self._pods), list(self._finishes)
+        twin._loaded, twin._ready = dict(self._loaded), dict(self._ready)
+        twin._events, twin._done = list(self._events), []
+        return twin
+
     # --- mutations -----------------------------------------------------------------------
 
     def place(self, task: ServiceTask, now: float) -> Placement:
@@ -548,6 +558,10 @@ class ExclusiveNodeServer:
     def service_s(self, model: str, steps: int, cold: bool) -> float:
         """Profile run time of one pod."""
         return self.gpus[0].service_s(model, steps, cold)
+
+    def clone(self) -> ExclusiveNodeServer:
+        """An independent copy."""
+        return ExclusiveNodeServer([g.clone() for g in self.gpus])
 
     def place(self, task: ServiceTask, now: float) -> Placement:
         """Place a pod on the GPU where it starts first."""
