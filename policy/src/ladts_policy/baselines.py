@@ -155,8 +155,9 @@ class ResidencyGreedyPolicy(_RandomizedPolicy):
 
     A cold start warms the node for later requests of its model; an eviction costs the later
     requests that wanted the evicted model. Cost of node ``n`` =
-    ``expected_delay - a * popularity(task model) * cold * load_s + b * evict_cost`` (``DecisionView`` fields; all estimates the operator can compute from
-    its state store and Prometheus). ``a`` and ``b`` are :data:`RESIDENCY_AMORTISE` and
+    ``expected_delay - a * popularity(task model) * cold * load_s + b * evict_cost``
+    (``DecisionView`` fields; all estimates the operator can compute from its state store and
+    Prometheus). ``a`` and ``b`` are :data:`RESIDENCY_AMORTISE` and
     :data:`RESIDENCY_EVICT`, tuned on training seeds (< 10000) by
     ``python benchmarks/tune_residency_greedy.py`` (docs/scenarios.md). Without residency
     fields (``paper``) it is plain greedy.
