@@ -3,7 +3,8 @@
 For each environment it takes the ``top_k`` nodes by greedy's estimated delay, and for each
 candidate rolls the cluster forward ``horizon_s`` seconds: the pending pod goes to the
 candidate, then requests *sampled from the scenario's own arrival model* (rate or bursty
-process, model weights, step ranges; never the episode's true future) are placed by greedy.
+process, step ranges; the model mix of the last ``POPULARITY_WINDOW_S`` seconds, which follows
+drift, or the scenario's weights early on; never the episode's true future) are placed by greedy.
 Every candidate sees the same sampled futures (common random numbers); the candidate with the
 smallest total delay of the pending pod and the sampled requests wins.
 
@@ -21,12 +22,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ladts_policy.sim.base import DecisionView
+from ladts_policy.sim.cluster import POPULARITY_WINDOW_S
 from ladts_policy.sim.node_service import ServiceTask
 from ladts_policy.sim.workload import draw_arrival_times
 
 if TYPE_CHECKING:
     from ladts_policy.sim.cluster import ClusterSimulator
     from ladts_policy.sim.cluster_state import EnvState
+
+MIN_OBSERVED = 20
+"""Sampled futures use the observed model mix once this many recent requests were seen."""
 
 
 class RolloutPolicy:
@@ -74,7 +79,10 @@ class RolloutPolicy:
     def _sample_future(self, env: EnvState) -> list[tuple[float, int, int]]:
         config = env.config
         times = env.now + draw_arrival_times(config.arrivals, self.horizon_s, self.rng)
-        weight_M = np.array([m.weight for m in config.models], dtype=float)
+        # the model mix: what was observed lately (it drifts), else the scenario's weights
+        weight_M = env.recent_counts_M(POPULARITY_WINDOW_S)
+        if weight_M.sum() < MIN_OBSERVED:
+            weight_M = np.array([m.weight for m in config.models], dtype=float)
         model_K = self.rng.choice(len(config.models), size=times.size, p=weight_M / weight_M.sum())
         out = []
         for t, m in zip(times, model_K, strict=True):

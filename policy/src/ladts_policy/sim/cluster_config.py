@@ -147,6 +147,46 @@ class ChurnSpec:
 
 
 @dataclass(frozen=True)
+class ResidencySpec:
+    """Which models each node holds when the episode starts (and after a cold restart)."""
+
+    mode: str = "fixed"
+    """``fixed``: every node group's ``resident`` list, as written. ``random``: drawn per
+    node and episode: the models the node can run in random order, each kept while it fits
+    the GPU memory left, at most ``max_models``; the ``resident`` lists are ignored. A
+    policy cannot then win by memorising one good placement of one preset."""
+
+    max_models: int = 2
+    """``random`` only: at most this many models per node (0 = empty caches)."""
+
+
+@dataclass(frozen=True)
+class DriftSpec:
+    """Model-popularity drift: one model is rolled out during the episode.
+
+    The rolled-out model's weight is multiplied by ``initial_share`` until a start time
+    drawn uniformly in ``start_fraction x horizon_s``, then rises linearly to its full
+    weight over ``ramp_s`` seconds; the other weights stay. Requests draw their model from
+    the weights at their arrival time.
+    """
+
+    enabled: bool = False
+    """Whether the mix drifts."""
+
+    model: str = ""
+    """The rolled-out model; empty = drawn uniformly from the mix per episode."""
+
+    initial_share: float = 0.05
+    """Multiplier of the model's weight before the roll-out starts (near zero: a new model)."""
+
+    start_fraction: tuple[float, float] = (0.0, 0.5)
+    """The roll-out starts at a uniform time in ``[low, high] x horizon_s``."""
+
+    ramp_s: float = 900.0
+    """Seconds from the start of the roll-out to the model's full weight."""
+
+
+@dataclass(frozen=True)
 class UncertaintySpec:
     """What the scheduler cannot see exactly: hidden speed, request noise, metric age.
 
@@ -255,6 +295,12 @@ class ClusterConfig:
 
     uncertainty: UncertaintySpec = field(default_factory=UncertaintySpec)
     """Hidden node speed, request noise and metric age (what schedulers cannot see)."""
+
+    residency: ResidencySpec = field(default_factory=ResidencySpec)
+    """Initial resident models: fixed lists or drawn per episode."""
+
+    drift: DriftSpec = field(default_factory=DriftSpec)
+    """Model-popularity drift over the episode."""
 
     def expand_nodes(self) -> list[NodeSpec]:
         """Return every node in group order with its stable name."""

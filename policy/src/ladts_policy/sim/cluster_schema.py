@@ -17,10 +17,12 @@ from ladts_policy.sim.cluster_config import (
     ArrivalSpec,
     ChurnSpec,
     ClusterConfig,
+    DriftSpec,
     GpuProfile,
     ModelSpec,
     ModelTiming,
     NodeGroup,
+    ResidencySpec,
     UncertaintySpec,
 )
 from ladts_policy.sim.errors import ScenarioError
@@ -111,9 +113,14 @@ def parse_cluster(f: Fields, base_dir: Path | None) -> ClusterConfig:
         churn=_parse_churn(f.sub("churn", {})),
         exclusive=f.boolean("exclusive", False),
         uncertainty=_parse_uncertainty(f.sub("uncertainty", {})),
+        residency=_parse_residency(f.sub("residency", {})),
+        drift=_parse_drift(f.sub("drift", {})),
     )
     f.done()
     _check_models_servable(config, f.path)
+    if config.drift.model and config.drift.model not in config.model_names:
+        raise ScenarioError(
+            f"{f.path}.drift.model: {config.drift.model!r} is not a model of the mix")
     return config
 
 
@@ -218,6 +225,31 @@ def _parse_uncertainty(f: Fields) -> UncertaintySpec:
         request_noise_sigma=f.number("request_noise_sigma", default.request_noise_sigma),
         scrape_interval_s=f.number("scrape_interval_s", default.scrape_interval_s),
     )
+    f.done()
+    return spec
+
+
+def _parse_residency(f: Fields) -> ResidencySpec:
+    spec = ResidencySpec(
+        mode=f.choice("mode", ("fixed", "random"), "fixed"),
+        max_models=f.integer("max_models", 2),
+    )
+    f.done()
+    return spec
+
+
+def _parse_drift(f: Fields) -> DriftSpec:
+    default = DriftSpec()
+    start = f.number_range("start_fraction", list(default.start_fraction))
+    spec = DriftSpec(
+        enabled=f.boolean("enabled", False),
+        model=f.string("model", ""),
+        initial_share=f.number("initial_share", default.initial_share),
+        start_fraction=(float(start[0]), float(start[1])),
+        ramp_s=f.number("ramp_s", default.ramp_s),
+    )
+    if spec.start_fraction[1] > 1.0:
+        raise ScenarioError(f"{f.path}.start_fraction: must lie in [0, 1]")
     f.done()
     return spec
 

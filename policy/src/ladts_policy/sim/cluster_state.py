@@ -36,6 +36,7 @@ from ladts_policy.sim.workload import (
     LEAVE,
     draw_churn,
     draw_hidden,
+    draw_residency,
     draw_workload,
     episode_generators,
 )
@@ -129,7 +130,7 @@ class EnvState:
         self.node_names = [node.name for node in nodes]
         self.servers: list[AnyNodeServer] = [
             make_node_server(node, exclusive=config.exclusive, history_s=unc.scrape_interval_s)
-            for node in nodes
+            for node in draw_residency(config, nodes, seed)
         ]
         arrivals_rng, churn_rng = episode_generators(seed)
         self.work = draw_workload(config, arrivals_rng)
@@ -144,7 +145,7 @@ class EnvState:
         self.factor_NM = np.ones((n, m))
         self.evicts_NMK = np.zeros((n, m, m), dtype=bool)  # placing m on n evicts model k
         self.projections: list[AnyNodeServer] = list(self.servers)
-        self.observed_loaded: list[dict[str, float]] = [{} for _ in range(n)]
+        self.observed_loaded: list[dict[str, tuple[float, int]]] = [{} for _ in range(n)]
         self.stale_at_N = np.full(n, np.inf)
         self.queue_len_N = np.zeros(n, dtype=np.int64)
         self.req_cpu_N = np.zeros(n)
@@ -193,13 +194,17 @@ class EnvState:
 
         What the operator counts from pod creations; uniform before any request.
         """
+        counts_M = self.recent_counts_M(window_s)
+        total = counts_M.sum()
+        return counts_M / total if total > 0 else np.full(counts_M.size, 1.0 / counts_M.size)
+
+    def recent_counts_M(self, window_s: float) -> np.ndarray:
+        """Return float [M]: requests of each model arrived in the last ``window_s`` s."""
         arrivals = self.work.arrival_s_T
         hi = self._next_arrival
         lo = int(np.searchsorted(arrivals[:hi], self.now - window_s, side="right"))
         m = self.static.can_run_NM.shape[1]
-        counts_M = np.bincount(self.work.model_T[lo:hi], minlength=m).astype(float)
-        total = counts_M.sum()
-        return counts_M / total if total > 0 else np.full(m, 1.0 / m)
+        return np.bincount(self.work.model_T[lo:hi], minlength=m).astype(float)
 
     def requested_fraction_N(self) -> np.ndarray:
         """Return float [N]: mean requested share of allocatable cpu and memory, at most 1."""

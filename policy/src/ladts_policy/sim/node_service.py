@@ -119,15 +119,20 @@ class _Pod:
     memory_gib: float
 
 
+Stamp = tuple[float, int]
+"""LRU stamp of a loaded model: (time of its last use, sequence number of that use), so
+models used at the same time (preloaded ones) are ordered by use, whatever dict order."""
+
+
 @dataclass(frozen=True)
 class _StartEvent:
     """What a start changed in the model cache (to reconstruct the cache at earlier times)."""
 
     start_s: float
     model: str
-    prev_stamp: float | None  # LRU stamp of ``model`` before this start (None: not loaded)
+    prev_stamp: Stamp | None  # LRU stamp of ``model`` before this start (None: not loaded)
     prev_ready: float | None
-    evicted: tuple[tuple[str, float, float], ...]  # (model, stamp, ready) unloaded here
+    evicted: tuple[tuple[str, Stamp, float], ...]  # (model, stamp, ready) unloaded here
 
 
 class NodeServer:
@@ -158,7 +163,8 @@ class NodeServer:
         self._last_start = -math.inf
         self._req_cpu = 0.0  # sums over _pods, kept incrementally
         self._req_mem = 0.0
-        self._loaded: dict[str, float] = {}  # model -> last start using it (LRU order)
+        self._loaded: dict[str, Stamp] = {}  # model -> last use (LRU order)
+        self._seq = 0
         self._ready: dict[str, float] = {}  # model -> time its load ends
         self._events: list[_StartEvent] = []  # starts after now - history_s, in start order
         self._restarted_s = 0.0
@@ -192,7 +198,7 @@ class NodeServer:
         """Loaded models as of the last placement, least recently used first."""
         return tuple(sorted(self._loaded, key=self._loaded.__getitem__))
 
-    def loaded_at(self, t: float) -> dict[str, float]:
+    def loaded_at(self, t: float) -> dict[str, Stamp]:
         """Loaded models at time ``t`` (``{model: LRU stamp}``), what the model server reports.
 
         ``t`` may lie in the past as far as ``history_s`` before the latest pruning time;
@@ -354,7 +360,7 @@ class NodeServer:
             del self._loaded[model]
             self._ready.pop(model, None)
         self._loaded.pop(task.model, None)
-        self._loaded[task.model] = start
+        self._loaded[task.model] = self._stamp(start)
         if placement.cold:
             load = self.timings[task.model].load_s
             self._ready[task.model] = start + placement.slowdown * task.time_factor * load
@@ -370,13 +376,14 @@ class NodeServer:
                           0.0, 0.0))
         self._last_start = max(self._last_start, pod.start_s)
         if pod.model not in self._loaded:
-            self._loaded[pod.model] = pod.start_s
+            self._loaded[pod.model] = self._stamp(pod.start_s)
         if ready_s is not None:
             self._ready[pod.model] = ready_s
 
-    def set_loaded(self, loaded: Mapping[str, float], now: float) -> None:
+    def set_loaded(self, loaded: Mapping[str, Stamp], now: float) -> None:
         """Replace the model cache (a projection starting from what the node reports)."""
         self._loaded = dict(sorted(loaded.items(), key=lambda kv: kv[1]))
+        self._seq = max([self._seq, *(stamp[1] + 1 for stamp in loaded.values())])
         self._ready = {}
         self._events = []
         self._restarted_s = now
@@ -393,11 +400,15 @@ class NodeServer:
         for model in self.preload:
             if self.can_run(model) and used + self.timings[model].memory_gib <= self.vram_gib:
                 used += self.timings[model].memory_gib
-                self._loaded[model] = now
+                self._loaded[model] = self._stamp(now)
         self._last_start = now
         self._restarted_s = now
 
     # --- internals -----------------------------------------------------------------------
+
+    def _stamp(self, t: float) -> Stamp:
+        self._seq += 1
+        return (t, self._seq)
 
     def _insert(self, pod: _Pod) -> None:
         i = bisect.bisect_right(self._finishes, pod.finish_s)
@@ -487,12 +498,12 @@ class ExclusiveNodeServer:
         """Models loaded on any GPU."""
         return tuple(dict.fromkeys(m for g in self.gpus for m in g.loaded_models()))
 
-    def loaded_at(self, t: float) -> dict[str, float]:
+    def loaded_at(self, t: float) -> dict[str, Stamp]:
         """Models loaded on any GPU at ``t`` (latest LRU stamp over GPUs)."""
-        out: dict[str, float] = {}
+        out: dict[str, Stamp] = {}
         for g in self.gpus:
             for m, stamp in g.loaded_at(t).items():
-                out[m] = max(stamp, out.get(m, -math.inf))
+                out[m] = max(stamp, out.get(m, (-math.inf, 0)))
         return out
 
     def free_vram_gib(self) -> float:
@@ -590,7 +601,7 @@ def project(
     server: NodeServer,
     now: float,
     *,
-    loaded: Mapping[str, float],
+    loaded: Mapping[str, Stamp],
     factor: Callable[[str], float],
 ) -> NodeServer:
     """A scheduler's projection of one time-sliced node's queue from what it can observe.
