@@ -72,8 +72,30 @@ class ClusterSnapshot:
     metrics_age_s_N: np.ndarray
     """float [N]: age of the node's metrics (its last Prometheus scrape), s."""
 
+    memory_gib_N: np.ndarray
+    """float [N]: GPU memory the task's model occupies on the node's GPU class, GiB (0 where
+    it has no timings)."""
+
+    free_slots_N: np.ndarray
+    """float [N]: pods the node could start now: ``concurrency`` minus running pods
+    (exclusive mode: minus unfinished pods, i.e. free GPUs), at least 0."""
+
+    evicted_models_N: np.ndarray
+    """float [N]: loaded models a pod of the task's model placed there would unload (LRU)."""
+
+    evict_popularity_N: np.ndarray
+    """float [N]: summed share of recent requests of those models (0 when none)."""
+
+    loaded_NV: np.ndarray
+    """float [N, V]: multi-hot of the models loaded on the node now (last scrape) over
+    ``contract.MODEL_VOCAB`` (``V`` entries; models outside it count as ``other``)."""
+
     pending: int = 0
     """Pods waiting unscheduled in the cluster (no node passes the filters), this one included."""
+
+    popularity: float = 0.0
+    """Share of the task's model among recent requests (the operator: pod creations of the
+    last ``POPULARITY_WINDOW_S`` seconds)."""
 
     @property
     def num_nodes(self) -> int:
@@ -134,7 +156,19 @@ def _normalise(raw: np.ndarray, d: FeatureDef) -> np.ndarray:
 
 
 def _node_raw(snapshot: ClusterSnapshot, name: str) -> np.ndarray:
+    if name.startswith("loaded="):
+        column = MODEL_VOCAB.index(name.removeprefix("loaded="))
+        return np.asarray(snapshot.loaded_NV, dtype=np.float64)[:, column]
     return np.asarray(getattr(snapshot, f"{name}_N"), dtype=np.float64)
+
+
+def loaded_multi_hot(models: list[set[str]] | list[list[str]]) -> np.ndarray:
+    """Return float [N, V]: the multi-hot ``loaded_NV`` of per-node model-name collections."""
+    out = np.zeros((len(models), len(MODEL_VOCAB)))
+    for n, names in enumerate(models):
+        for name in names:
+            out[n, MODEL_VOCAB.index(name if name in MODEL_VOCAB else "other")] = 1.0
+    return out
 
 
 def encode(snapshot: ClusterSnapshot, task: TaskSpec, *, node_slots: int) -> EncodedFeatures:
@@ -170,6 +204,7 @@ def _encode_task(snapshot: ClusterSnapshot, task: TaskSpec, mask_N: np.ndarray) 
         "input_mbit": task.input_mbit,
         "wait_s": task.wait_s,
         "best_service_s": best,
+        "popularity": snapshot.popularity,
         **{f"model={m}": float(m == model) for m in MODEL_VOCAB},
     }
     return np.array([_normalise(np.asarray(raw[d.name]), d) for d in SPEC.task], dtype=np.float32)
@@ -186,6 +221,7 @@ def _encode_global(snapshot: ClusterSnapshot, mask_N: np.ndarray) -> np.ndarray:
         "mean_queue_len": float(snapshot.queue_len_N[present].sum()) / n_present,
         "busy_fraction": float((snapshot.running_N[present] > 0).sum()) / n_present,
         "pending": float(snapshot.pending),
+        "holders": float((ready & snapshot.resident_N.astype(bool)).sum()),
     }
     return np.array([_normalise(np.asarray(raw[d.name]), d) for d in SPEC.glob], dtype=np.float32)
 

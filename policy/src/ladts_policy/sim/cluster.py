@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ladts_policy.features import ClusterSnapshot, TaskSpec
+from ladts_policy.features import ClusterSnapshot, TaskSpec, loaded_multi_hot
 from ladts_policy.sim.base import DecisionView
 from ladts_policy.sim.cluster_config import ClusterConfig
 from ladts_policy.sim.cluster_state import EnvState, StaticArrays
@@ -178,6 +178,9 @@ class ClusterSimulator:
             if s.can_run_NM[n, m]:
                 delay_N[n] = state.estimated_finish(n) - state.arrival
         queue_N = state.queue_len_N.astype(float)
+        running_N = np.array([srv.running(state.now) for srv in state.servers], dtype=float)
+        busy_N = state.queue_len_N if self.config.exclusive else running_N
+        pop_M = state.popularity_M(POPULARITY_WINDOW_S)
         loaded = state.observed_loaded
         used_N = np.array([sum(srv.timings[k].memory_gib for k in seen)
                            for srv, seen in zip(state.servers, loaded, strict=True)])
@@ -193,13 +196,19 @@ class ClusterSimulator:
             vram_gib_N=s.vram_gib_N.copy(),
             vram_free_gib_N=np.maximum(s.vram_gib_N - used_N, 0.0),
             queue_len_N=queue_N,
-            running_N=np.array([srv.running(state.now) for srv in state.servers], dtype=float),
+            running_N=running_N,
             backlog_s_N=np.maximum(state.busy_until_N - state.now, 0.0),
             concurrency_N=s.concurrency_N.astype(float),
             requested_fraction_N=state.requested_fraction_N(),
             est_delay_s_N=np.where(s.can_run_NM[:, m], delay_N, np.inf),
             metrics_age_s_N=np.array([state.metrics_age_s(n) for n in range(self.num_nodes)]),
+            memory_gib_N=s.memory_gib_NM[:, m].copy(),
+            free_slots_N=np.maximum(s.concurrency_N - busy_N, 0).astype(float),
+            evicted_models_N=state.evicts_NMK[:, m, :].sum(axis=1).astype(float),
+            evict_popularity_N=state.evicts_NMK[:, m, :].astype(float) @ pop_M,
+            loaded_NV=loaded_multi_hot([list(seen) for seen in loaded]),
             pending=state.num_pending + 1,
+            popularity=float(pop_M[m]),
         )
         task = TaskSpec(
             model=s.model_names[m],

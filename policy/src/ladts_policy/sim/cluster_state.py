@@ -82,11 +82,15 @@ class StaticArrays:
     pod_memory_gib_M: np.ndarray
     """float [M]: memory request of a pod of each model, GiB."""
 
+    memory_gib_NM: np.ndarray
+    """float [N, M]: GPU memory of the loaded model, GiB (0 where it cannot run)."""
+
     @classmethod
     def build(cls, config: ClusterConfig, nodes: list[NodeSpec]) -> StaticArrays:
         """Tabulate the scenario."""
         names = config.model_names
         shape = (len(nodes), len(names))
+        mem = np.zeros(shape)
         can_run, sps, ovh, load = (
             np.zeros(shape, bool),
             np.full(shape, np.inf),
@@ -98,6 +102,7 @@ class StaticArrays:
                 if node.profile.can_run(name):
                     timing = node.profile.timings[name]
                     can_run[n, m] = True
+                    mem[n, m] = timing.memory_gib
                     sps[n, m], ovh[n, m], load[n, m] = (
                         timing.s_per_step,
                         timing.overhead_s,
@@ -116,6 +121,7 @@ class StaticArrays:
             memory_gib_N=np.array([node.memory_gib for node in nodes]),
             pod_cpu_M=np.array([m.cpu for m in config.models]),
             pod_memory_gib_M=np.array([m.memory_gib for m in config.models]),
+            memory_gib_NM=mem,
         )
 
 
