@@ -143,11 +143,13 @@ class GreedyPolicy(_RandomizedPolicy):
         return _argmin_random_ties(view.expected_delay_EN, view.node_mask_EN, self.rng)
 
 
-RESIDENCY_AMORTISE = 1.0
-"""Weight of the load-time discount of a cold start (tuned, see ResidencyGreedyPolicy)."""
+RESIDENCY_AMORTISE = 2.0
+"""Weight of the load-time discount of a cold start. Tuned on k8s-edge training seeds 0-3:
+``python benchmarks/tune_residency_greedy.py --scenario k8s-edge --seeds 0-3 --amortise
+0,0.5,1,2,4 --evict 0,0.5,1,2`` gave 0.868 x greedy at (2, 0.5) (docs/scenarios.md)."""
 
-RESIDENCY_EVICT = 1.0
-"""Weight of the eviction charge (tuned, see ResidencyGreedyPolicy)."""
+RESIDENCY_EVICT = 0.5
+"""Weight of the eviction charge (tuned with :data:`RESIDENCY_AMORTISE`)."""
 
 
 class ResidencyGreedyPolicy(_RandomizedPolicy):

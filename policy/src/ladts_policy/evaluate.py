@@ -9,8 +9,10 @@ are independent: each has its own seed). Percentiles pool the delays of all task
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
+import time
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -73,6 +75,8 @@ class PolicyResult:
     """Per-episode mean delays, in seed-major order (kept for plots and paired tests)."""
     tasks: int = 0
     """Number of tasks placed over all episodes."""
+    decisions_per_s: float = 0.0
+    """Decisions per second of wall time, simulator included (machine-dependent)."""
 
 
 @dataclass(frozen=True)
@@ -227,6 +231,7 @@ def evaluate(
     seeds: Sequence[int] = DEFAULT_EVAL_SEEDS,
     episodes: int = 1,
     show_progress: bool = True,
+    policy_options: dict[str, dict[str, float]] | None = None,
 ) -> EvaluationReport:
     """Evaluate policies on a scenario preset name or YAML file; see the module docstring."""
     from tqdm import tqdm
@@ -243,15 +248,23 @@ def evaluate(
     if unknown_here:
         raise ValueError(f"policies {unknown_here} apply to the 'paper' scenario kind only")
     built = {name: make_policy(name) for name in names}  # fail fast on unknown names
+    for name, options in (policy_options or {}).items():
+        if name in built:
+            for key, value in options.items():  # e.g. rollout horizon_s / top_k
+                if not hasattr(built[name], key):
+                    raise ValueError(f"policy {name!r} has no option {key!r}")
+                setattr(built[name], key, type(getattr(built[name], key))(value))
     env_seeds = [episode_seed(s, e) for s in seeds for e in range(episodes)]
     results: dict[str, PolicyResult] = {}
     with tqdm(total=None, unit="dec", unit_scale=True, disable=not show_progress,
               desc=spec.name, dynamic_ncols=True) as bar:
         for index, (name, policy) in enumerate(built.items()):
             bar.set_postfix_str(name)
+            started = time.perf_counter()
             delays = run_policy(spec.make_simulator, policy, env_seeds,
                                 policy_seed=policy_seed(name), progress=bar.update)
-            results[name] = summarise(delays)
+            rate = sum(d.size for d in delays) / max(time.perf_counter() - started, 1e-9)
+            results[name] = dataclasses.replace(summarise(delays), decisions_per_s=rate)
             if index == 0:
                 # Arrivals do not depend on the policy: every policy makes as many decisions.
                 bar.total = bar.n * len(built)
