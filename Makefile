@@ -33,6 +33,7 @@ figures: setup
 # Speed figures at a small size, so the scripts cannot rot (full-size runs: README, docs/).
 bench: setup e2e-binaries
 	$(BIN)/python benchmarks/sim_throughput.py --episodes 2
+	$(BIN)/python benchmarks/sim_throughput.py --scenario k8s-edge --envs 4 --horizon-s 120
 	$(BIN)/python -m e2e.bench.default_scheduler --scenario k8s-edge --horizon-s 120 \
 		--time-scale 20 --seed 0 --out runs/bench/ci
 
