@@ -87,3 +87,28 @@ def test_rollout_with_zero_horizon_is_greedy() -> None:
         choice = pol.act(view)
         assert best[choice[0]] == best.min()
         view = sim.step(choice)[1]
+
+
+def test_snapshot_view_gives_the_fallback_the_simulators_view() -> None:
+    """The operator's bridge (snapshot -> view) reproduces the simulator's own view."""
+    from ladts_policy.snapshot_view import decision_view
+
+    config = dataclasses.replace(load_scenario("k8s-edge").cluster, horizon_s=300.0)
+    sim = ClusterSimulator(config, num_envs=1)
+    pol = make_policy("residency-greedy")
+    pol.reset(num_envs=1, num_nodes=sim.num_nodes, seed=0)
+    view = sim.reset([11])
+    checked = 0
+    while view is not None:
+        snap, _ = sim.snapshot(0)
+        bridged = decision_view(snap)
+        mask = view.node_mask_EN[0]
+        np.testing.assert_array_equal(bridged.node_mask_EN[0], mask)
+        for name in ("expected_delay_EN", "load_s_EN", "evict_cost_EN"):
+            np.testing.assert_allclose(getattr(bridged, name)[0][mask],
+                                       getattr(view, name)[0][mask], rtol=1e-12)
+        np.testing.assert_array_equal(bridged.cold_EN[0][mask], view.cold_EN[0][mask])
+        assert bridged.popularity_E[0] == view.popularity_E[0]
+        checked += 1
+        view = sim.step(pol.act(view))[1]
+    assert checked > 100

@@ -86,6 +86,14 @@ class ClusterSnapshot:
     evict_popularity_N: np.ndarray
     """float [N]: summed share of recent requests of those models (0 when none)."""
 
+    evict_cost_s_N: np.ndarray
+    """float [N]: ``sum over those models of popularity x estimated load time there``, s
+    (``DecisionView.evict_cost_EN``; not encoded, used by ``residency-greedy``)."""
+
+    cold_N: np.ndarray
+    """bool [N]: a pod of the task's model placed there would load it (the projection's
+    verdict, which counts the models of the pods queued ahead; not encoded)."""
+
     loaded_NV: np.ndarray
     """float [N, V]: multi-hot of the models loaded on the node now (last scrape) over
     ``contract.MODEL_VOCAB`` (``V`` entries; models outside it count as ``other``)."""

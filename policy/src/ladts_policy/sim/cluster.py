@@ -206,6 +206,9 @@ class ClusterSimulator:
             free_slots_N=np.maximum(s.concurrency_N - busy_N, 0).astype(float),
             evicted_models_N=state.evicts_NMK[:, m, :].sum(axis=1).astype(float),
             evict_popularity_N=state.evicts_NMK[:, m, :].astype(float) @ pop_M,
+            evict_cost_s_N=(state.evicts_NMK[:, m, :] * pop_M[None, :]
+               * np.where(s.can_run_NM, s.load_s_NM, 0.0) * state.factor_NM).sum(axis=1),
+            cold_N=cold_N.copy(),
             loaded_NV=loaded_multi_hot([list(seen) for seen in loaded]),
             pending=state.num_pending + 1,
             popularity=float(pop_M[m]),
