@@ -27,7 +27,7 @@ unit: setup
 figures: setup
 	$(BIN)/ladts evaluate --scenario paper --episodes 2 --no-progress \
 		--json docs/results/paper.json --plot docs/results/paper.png
-	$(BIN)/ladts evaluate --scenario k8s-edge --episodes 4 --no-progress \
+	$(BIN)/ladts evaluate --scenario k8s-edge --seeds 10000-10004 --no-progress \
 		--json docs/results/k8s-edge.json --plot docs/results/k8s-edge.png
 
 # Speed figures at a small size, so the scripts cannot rot (full-size runs: README, docs/).
