@@ -80,6 +80,17 @@ class ClusterSimulator:
             raise RuntimeError("no requests in any episode (horizon or rate too small)")
         return view
 
+    def reset_env(self, env: int, seed: int) -> None:
+        """Start a new episode in one environment only (vector envs' autoreset)."""
+        state = EnvState(self.config, self.nodes, self.static, seed)
+        state.attach(self._blocks, env)
+        self.envs[env] = state
+        state.advance()
+
+    def current_view(self) -> DecisionView | None:
+        """The view of the pending decisions (None when every episode has ended)."""
+        return self._view()
+
     def step(self, actions_E: np.ndarray) -> tuple[np.ndarray, DecisionView | None]:
         """Place every active environment's pending pod on ``actions_E[e]``.
 
