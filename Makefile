@@ -28,13 +28,14 @@ unit: setup
 figures: setup
 	$(BIN)/ladts evaluate --scenario paper --episodes 2 --no-progress \
 		--json docs/results/paper.json --plot docs/results/paper.png
-	$(BIN)/ladts evaluate --scenario k8s-edge --episodes 4 --no-progress \
+	$(BIN)/ladts evaluate --scenario k8s-edge --seeds 10000-10004 --no-progress \
 		--json docs/results/k8s-edge.json --plot docs/results/k8s-edge.png
 
 # Speed figures at a small size, so the scripts cannot rot (full-size runs: README, docs/).
 bench: setup e2e-binaries
 	$(BIN)/python benchmarks/sim_throughput.py --episodes 2
 	$(BIN)/ladts bench extender --nodes 20,100 --duration 1
+	$(BIN)/python benchmarks/sim_throughput.py --scenario k8s-edge --envs 4 --horizon-s 120
 	$(BIN)/python -m e2e.bench.default_scheduler --scenario k8s-edge --horizon-s 120 \
 		--time-scale 10 --seeds 0 --out runs/bench/ci
 

@@ -9,7 +9,12 @@ from typing import Any
 
 from e2e.emulation.pods import aigc_pod_manifest
 from e2e.emulation.scenario_nodes import GPU_PROFILE_LABEL
-from ladts_policy.sim.cluster_config import ChurnSpec, ClusterConfig
+from ladts_policy.sim.cluster_config import (
+    ChurnSpec,
+    ClusterConfig,
+    ResidencySpec,
+    UncertaintySpec,
+)
 from ladts_policy.sim.workload import Workload, draw_workload, episode_generators
 
 NAMESPACE = "default"
@@ -38,13 +43,21 @@ class Request:
 def bench_cluster(
     cluster: ClusterConfig, horizon_s: float | None = None, rate_per_s: float | None = None
 ) -> ClusterConfig:
-    """The scenario as benchmarked: churn off, optionally another horizon or arrival rate."""
+    """The scenario as benchmarked: churn off, optionally another horizon or arrival rate.
+
+    The emulated nodes start with the fixed ``resident`` lists and run the profile times, so
+    the simulator side is compared with those too (no per-episode residency, no hidden
+    speed or noise, fresh metrics).
+    """
     horizon = cluster.horizon_s if horizon_s is None else horizon_s
     arrivals = cluster.arrivals
     if rate_per_s is not None:
         arrivals = dataclasses.replace(arrivals, rate_per_s=rate_per_s)
     return dataclasses.replace(
-        cluster, churn=ChurnSpec(enabled=False), horizon_s=horizon, arrivals=arrivals
+        cluster, churn=ChurnSpec(enabled=False), horizon_s=horizon, arrivals=arrivals,
+        residency=ResidencySpec(mode="fixed"),
+        uncertainty=UncertaintySpec(node_speed_sigma=0.0, request_noise_sigma=0.0,
+                                    scrape_interval_s=0.0),
     )
 
 

@@ -28,7 +28,7 @@ def make(name: str, seed: int = 0):
 
 def test_registry_has_the_documented_names():
     assert set(HEURISTICS) == {"random", "round-robin", "capacity-weighted", "least-queue",
-                               "greedy", "spread", "local"}
+                               "greedy", "spread", "local", "residency-greedy", "rollout"}
 
 
 def test_unknown_policy_lists_valid_names():

@@ -10,14 +10,30 @@ from gymnasium.utils.env_checker import check_env
 
 from ladts_policy.baselines import make_policy
 from ladts_policy.sim.cluster import ClusterSimulator
-from ladts_policy.sim.cluster_config import ChurnSpec, ClusterConfig
+from ladts_policy.sim.cluster_config import (
+    ChurnSpec,
+    ClusterConfig,
+    DriftSpec,
+    ResidencySpec,
+    UncertaintySpec,
+)
 from ladts_policy.sim.cluster_env import ClusterEnv
 from ladts_policy.sim.scenario import load_scenario
 from ladts_policy.sim.workload import draw_arrival_times
 
+EXACT = UncertaintySpec(node_speed_sigma=0.0, request_noise_sigma=0.0, scrape_interval_s=0.0)
+"""No hidden speed, no noise, fresh metrics: the scheduler's projection is then the truth."""
 
-def edge(horizon_s: float = 300.0, **changes: object) -> ClusterConfig:
+
+def edge(horizon_s: float = 300.0, *, preset_draws: bool = False, **changes: object
+         ) -> ClusterConfig:
+    """The k8s-edge preset without hidden times; with the fixed resident lists and no drift
+    unless ``preset_draws``."""
     config = load_scenario("k8s-edge").cluster
+    changes.setdefault("uncertainty", EXACT)
+    if not preset_draws:
+        changes.setdefault("residency", ResidencySpec(mode="fixed"))
+        changes.setdefault("drift", DriftSpec(enabled=False))
     return dataclasses.replace(config, horizon_s=horizon_s, **changes)  # type: ignore[arg-type]
 
 
@@ -33,9 +49,11 @@ def run(config: ClusterConfig, policy: str, seeds: list[int]) -> list[np.ndarray
     return out
 
 
+@pytest.mark.parametrize("preset_draws", [False, True])
 @pytest.mark.parametrize("policy", ["greedy", "random", "spread"])
-def test_delay_matches_prediction_and_exceeds_service(policy: str) -> None:
-    config = edge(churn=ChurnSpec(enabled=True, mean_up_s=200, mean_down_s=60))
+def test_delay_matches_prediction_and_exceeds_service(policy: str, preset_draws: bool) -> None:
+    config = edge(churn=ChurnSpec(enabled=True, mean_up_s=200, mean_down_s=60),
+                  preset_draws=preset_draws)
     sim = ClusterSimulator(config, num_envs=2)
     pol = make_policy(policy)
     pol.reset(num_envs=2, num_nodes=sim.num_nodes, seed=1)

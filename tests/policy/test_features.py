@@ -8,7 +8,14 @@ import json
 import numpy as np
 import pytest
 
-from ladts_policy.contract import SPEC, ContractError, FeatureSpec, validate
+from ladts_policy.contract import (
+    MODEL_VOCAB,
+    SPEC,
+    ContractError,
+    FeatureSpec,
+    gpu_profiles_digest,
+    validate,
+)
 from ladts_policy.features import (
     GLOBAL_FEATURE_NAMES,
     NODE_FEATURE_NAMES,
@@ -16,6 +23,7 @@ from ladts_policy.features import (
     ClusterSnapshot,
     TaskSpec,
     encode,
+    loaded_multi_hot,
     snapshot_fields,
 )
 from ladts_policy.sim.cluster import ClusterSimulator
@@ -26,6 +34,7 @@ def snapshot(n: int, **overrides: np.ndarray) -> ClusterSnapshot:
     values = {name: np.ones(n) for name in snapshot_fields()}
     for flag in ("present_N", "ready_N", "fits_N", "resident_N"):
         values[flag] = np.ones(n, dtype=bool)
+    values["loaded_NV"] = np.zeros((n, len(MODEL_VOCAB)))
     values.update(overrides)
     return ClusterSnapshot(**values)
 
@@ -39,7 +48,30 @@ def test_shapes_and_names() -> None:
     assert NODE_FEATURE_NAMES[0] == "present" and len(set(NODE_FEATURE_NAMES)) == len(
         NODE_FEATURE_NAMES
     )
-    assert set(f"{d.name}_N" for d in SPEC.node) <= set(snapshot_fields())
+    scalar = [d.name for d in SPEC.node if not d.name.startswith("loaded=")]
+    assert set(f"{name}_N" for name in scalar) <= set(snapshot_fields())
+    assert [d.name for d in SPEC.node if d.name.startswith("loaded=")] == [
+        f"loaded={m}" for m in MODEL_VOCAB]
+
+
+def test_v2_fields_loaded_multi_hot_holders_and_profile_hash() -> None:
+    loaded = loaded_multi_hot([["sd15", "sdxl"], [], ["my-model"]])
+    resident = np.array([True, False, True])
+    ready = np.array([True, True, False])
+    enc = encode(snapshot(3, loaded_NV=loaded, resident_N=resident, ready_N=ready),
+                 TaskSpec("sd15", 20), node_slots=4)
+    col = {name: j for j, name in enumerate(NODE_FEATURE_NAMES)}
+    assert enc.node_rows_SF[0, col["loaded=sd15"]] == 1.0
+    assert enc.node_rows_SF[0, col["loaded=sdxl"]] == 1.0
+    assert enc.node_rows_SF[1, col["loaded=sd15"]] == 0.0
+    assert enc.node_rows_SF[2, col["loaded=other"]] == 1.0
+    holders = GLOBAL_FEATURE_NAMES.index("holders")
+    assert enc.global_G[holders] == pytest.approx(np.log1p(1.0))  # node 2 holds it, not ready
+    assert SPEC.version == "ladts-features/2"
+    assert SPEC.gpu_profiles_sha256 == gpu_profiles_digest()
+    assert gpu_profiles_digest("profiles: []") != SPEC.gpu_profiles_sha256
+    with pytest.raises(ContractError, match="gpu_profiles_sha256"):
+        validate({**SPEC.to_dict(), "gpu_profiles_sha256": gpu_profiles_digest("profiles: []")})
 
 
 def test_padding_and_mask() -> None:

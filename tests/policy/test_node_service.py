@@ -18,9 +18,11 @@ TIMINGS = {
 
 
 def server(
-    concurrency: int = 1, vram: float = 10.0, resident: tuple[str, ...] = ("a",)
+    concurrency: int = 1, vram: float = 10.0, resident: tuple[str, ...] = ("a",),
+    share_slowdown: float = 0.0,
 ) -> NodeServer:
-    return NodeServer(concurrency=concurrency, vram_gib=vram, timings=TIMINGS, resident=resident)
+    return NodeServer(concurrency=concurrency, vram_gib=vram, timings=TIMINGS, resident=resident,
+                      share_slowdown=share_slowdown)
 
 
 def test_fifo_single_slot_delays_fixed_at_placement() -> None:

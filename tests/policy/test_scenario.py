@@ -36,7 +36,8 @@ def _error(text: str) -> str:
     return str(info.value)
 
 
-@pytest.mark.parametrize("name", ["k8s-edge", "k8s-edge-200", "k8s-edge-bursty"])
+@pytest.mark.parametrize("name", ["k8s-edge", "k8s-edge-200", "k8s-edge-bursty",
+                                  "k8s-edge-busy"])
 def test_cluster_presets_load(name: str) -> None:
     scenario = load_scenario(name)
     assert scenario.kind == "k8s-edge"

@@ -8,6 +8,10 @@ Every heuristic is registered under the name users pass to ``ladts evaluate --po
 - ``least-queue``: smallest queue (``DecisionView.queue_len_EN``; ties: higher capacity, then
   random).
 - ``greedy``: minimum expected service delay with full queue knowledge (the paper's Opt-TS).
+- ``residency-greedy``: greedy with an amortised cold start and a charge for evictions
+  (k8s-edge; plain greedy on ``paper``). The operator's serving fallback.
+- ``rollout``: tries the top-k greedy nodes and rolls the cluster forward on sampled future
+  arrivals (``ladts_policy.rollout``; k8s-edge only; slow).
 - ``spread``: kube-scheduler-like: least requested share of allocatable (ties random).
 - ``local``: always the task's local server (``paper`` preset only).
 """
@@ -139,6 +143,54 @@ class GreedyPolicy(_RandomizedPolicy):
         return _argmin_random_ties(view.expected_delay_EN, view.node_mask_EN, self.rng)
 
 
+RESIDENCY_AMORTISE = 2.0
+"""Weight of the load-time discount of a cold start. Tuned on k8s-edge training seeds 0-3:
+``python benchmarks/tune_residency_greedy.py --scenario k8s-edge --seeds 0-3 --amortise
+0,0.5,1,2,4 --evict 0,0.5,1,2`` gave 0.868 x greedy at (2, 0.5) (docs/scenarios.md)."""
+
+RESIDENCY_EVICT = 0.5
+"""Weight of the eviction charge (tuned with :data:`RESIDENCY_AMORTISE`)."""
+
+
+class ResidencyGreedyPolicy(_RandomizedPolicy):
+    """Greedy aware that cold starts warm a node and evictions cost others.
+
+    A cold start warms the node for later requests of its model; an eviction costs the later
+    requests that wanted the evicted model. Cost of node ``n`` =
+    ``expected_delay - a * popularity(task model) * cold * load_s + b * evict_cost``
+    (``DecisionView`` fields; all estimates the operator can compute from its state store and
+    Prometheus). ``a`` and ``b`` are :data:`RESIDENCY_AMORTISE` and
+    :data:`RESIDENCY_EVICT`, tuned on training seeds (< 10000) by
+    ``python benchmarks/tune_residency_greedy.py`` (docs/scenarios.md). Without residency
+    fields (``paper``) it is plain greedy.
+    """
+
+    name = "residency-greedy"
+
+    def __init__(self, amortise: float = RESIDENCY_AMORTISE,
+                 evict: float = RESIDENCY_EVICT) -> None:
+        super().__init__()
+        self.amortise, self.evict = amortise, evict
+
+    def act(self, view: DecisionView) -> np.ndarray:
+        """Pick the node with the smallest residency-aware cost."""
+        return _argmin_random_ties(residency_cost(view, self.amortise, self.evict),
+                                   view.node_mask_EN, self.rng)
+
+
+def residency_cost(view: DecisionView, amortise: float, evict: float) -> np.ndarray:
+    """Return float [E, N]: the residency-aware greedy cost (see ResidencyGreedyPolicy)."""
+    cost_EN = np.array(view.expected_delay_EN, dtype=float)
+    if view.cold_EN is None or view.load_s_EN is None or view.evict_cost_EN is None:
+        return cost_EN
+    pop_E1 = (view.popularity_E if view.popularity_E is not None
+              else np.ones(view.num_envs))[:, None]
+    load_EN = np.where(np.isfinite(view.load_s_EN), view.load_s_EN, 0.0)
+    cost_EN -= amortise * pop_E1 * np.where(view.cold_EN, load_EN, 0.0)
+    cost_EN += evict * view.evict_cost_EN
+    return cost_EN
+
+
 class SpreadPolicy(_RandomizedPolicy):
     """kube-scheduler-like LeastAllocated spreading by requested resources."""
 
@@ -170,10 +222,20 @@ HEURISTICS: dict[str, Callable[[], SchedulingPolicy]] = {
         CapacityWeightedPolicy,
         LeastQueuePolicy,
         GreedyPolicy,
+        ResidencyGreedyPolicy,
         SpreadPolicy,
         LocalPolicy,
     )
 }
+
+
+def _make_rollout() -> SchedulingPolicy:
+    from ladts_policy.rollout import RolloutPolicy
+
+    return RolloutPolicy()
+
+
+HEURISTICS["rollout"] = _make_rollout
 
 
 def make_policy(name: str) -> SchedulingPolicy:

@@ -13,10 +13,15 @@ Non-finite inputs (a model that cannot run on a node) encode as 0; padded slots 
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
+from importlib import resources
 from typing import Any
 
-FEATURE_SPEC_VERSION = "ladts-features/1"
+import yaml
+
+FEATURE_SPEC_VERSION = "ladts-features/2"
 """Version of the encoding; bump on any change to the spec below."""
 
 TRANSFORMS = ("identity", "log1p")
@@ -52,26 +57,33 @@ NODE_FEATURES: tuple[FeatureDef, ...] = (
     FeatureDef("ready", "identity", 1.0, "1 if schedulable (not cordoned, not draining)"),
     FeatureDef("fits", "identity", 1.0, "1 if the task's model can ever run (timings, VRAM)"),
     FeatureDef("resident", "identity", 1.0, "1 if the task's model is loaded on the node"),
-    FeatureDef("speed", "log1p", 10.0, "denoising steps/s of the task's model"),
-    FeatureDef("service_s", "log1p", 10.0, "warm service time of this task, s"),
-    FeatureDef("load_s", "identity", 60.0, "cold-start load time of the task's model, s"),
+    FeatureDef("speed", "log1p", 10.0, "estimated denoising steps/s of the task's model"),
+    FeatureDef("service_s", "log1p", 1.0, "estimated warm service time of this task, s"),
+    FeatureDef("load_s", "identity", 60.0, "estimated load time of the task's model, s"),
     FeatureDef("vram_gib", "identity", 80.0, "usable GPU memory, GiB"),
     FeatureDef("vram_free_gib", "identity", 80.0, "GPU memory not held by loaded models, GiB"),
     FeatureDef("queue_len", "log1p", 1.0, "unfinished pods placed on the node"),
     FeatureDef("running", "log1p", 1.0, "pods running now"),
-    FeatureDef("backlog_s", "log1p", 60.0, "seconds until the node's placed pods are done"),
+    FeatureDef("backlog_s", "log1p", 1.0, "estimated s until the node's placed pods are done"),
     FeatureDef("concurrency", "identity", 8.0, "pods the node runs at the same time"),
     FeatureDef("requested_fraction", "identity", 1.0, "requested share of allocatable cpu/mem"),
-    FeatureDef("est_delay_s", "log1p", 60.0, "service delay of this task there (node_service)"),
-    FeatureDef("metrics_age_s", "log1p", 60.0, "age of the node's metrics, s (0 in simulation)"),
+    FeatureDef("est_delay_s", "log1p", 1.0, "estimated service delay of this task there, s"),
+    FeatureDef("metrics_age_s", "log1p", 60.0, "age of the node's metrics (last scrape), s"),
+    FeatureDef("memory_gib", "identity", 80.0, "GPU memory the task's model needs there, GiB"),
+    FeatureDef("free_slots", "identity", 8.0, "pods the node could start now (free GPUs)"),
+    FeatureDef("evicted_models", "identity", 4.0, "models a placement here would unload"),
+    FeatureDef("evict_popularity", "identity", 1.0, "recent request share of those models"),
+    *(FeatureDef(f"loaded={m}", "identity", 1.0, f"1 if {m} is loaded on the node now")
+      for m in MODEL_VOCAB),
 )
 """Per-node features, one row per node slot, in this order."""
 
 TASK_FEATURES: tuple[FeatureDef, ...] = (
     FeatureDef("steps", "identity", 50.0, "denoising steps"),
     FeatureDef("input_mbit", "log1p", 1.0, "request payload, megabits"),
-    FeatureDef("wait_s", "log1p", 60.0, "time already waited since arrival, s"),
-    FeatureDef("best_service_s", "log1p", 10.0, "shortest warm service time over fitting nodes"),
+    FeatureDef("wait_s", "log1p", 1.0, "time already waited since arrival, s"),
+    FeatureDef("best_service_s", "log1p", 1.0, "shortest warm service time over fitting nodes"),
+    FeatureDef("popularity", "identity", 1.0, "share of the task's model in recent requests"),
     *(FeatureDef(f"model={m}", "identity", 1.0, f"1 if the model is {m}") for m in MODEL_VOCAB),
 )
 """Task features, in this order."""
@@ -82,7 +94,8 @@ GLOBAL_FEATURES: tuple[FeatureDef, ...] = (
     FeatureDef("fits_fraction", "identity", 1.0, "share of ready nodes that fit the task's model"),
     FeatureDef("mean_queue_len", "log1p", 1.0, "mean unfinished pods per present node"),
     FeatureDef("busy_fraction", "identity", 1.0, "share of present nodes running a pod"),
-    FeatureDef("pending", "log1p", 10.0, "pods waiting unscheduled (exclusive mode)"),
+    FeatureDef("pending", "log1p", 10.0, "pods waiting unscheduled (no node passes filters)"),
+    FeatureDef("holders", "log1p", 1.0, "ready nodes that hold the task's model now"),
 )
 """Cluster-wide features, in this order."""
 
@@ -103,6 +116,10 @@ class FeatureSpec:
     glob: tuple[FeatureDef, ...] = GLOBAL_FEATURES
     """Global features."""
 
+    gpu_profiles_sha256: str = ""
+    """Digest of the shipped GPU-profile table (:func:`gpu_profiles_digest`); filled in
+    :data:`SPEC`. A policy trained on other profiles is refused."""
+
     @property
     def dims(self) -> dict[str, int]:
         """Widths ``{"node": F, "task": T, "global": G}``."""
@@ -117,13 +134,25 @@ class FeatureSpec:
             "node": [_def_to_dict(d) for d in self.node],
             "task": [_def_to_dict(d) for d in self.task],
             "global": [_def_to_dict(d) for d in self.glob],
+            "gpu_profiles_sha256": self.gpu_profiles_sha256,
         }
         if node_slots is not None:
             out["node_slots"] = int(node_slots)
         return out
 
 
-SPEC = FeatureSpec()
+def gpu_profiles_digest(text: str | None = None) -> str:
+    """SHA-256 of a GPU-profile table (default: the shipped ``scenarios/gpu-profiles.yaml``).
+
+    Hashes the parsed content as canonical JSON, so comments and layout do not count.
+    """
+    if text is None:
+        text = resources.files("ladts_policy.scenarios").joinpath("gpu-profiles.yaml").read_text()
+    canonical = json.dumps(yaml.safe_load(text), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+SPEC = FeatureSpec(gpu_profiles_sha256=gpu_profiles_digest())
 """The spec this build encodes."""
 
 
@@ -148,7 +177,7 @@ def validate(spec_dict: Any, *, node_slots: int | None = None) -> None:
         raise ContractError(
             f"feature spec version {spec_dict.get('version')!r} != {SPEC.version!r}"
         )
-    for key in ("dims", "model_vocab", "node", "task", "global"):
+    for key in ("dims", "model_vocab", "node", "task", "global", "gpu_profiles_sha256"):
         if spec_dict.get(key) != expected[key]:
             raise ContractError(f"feature spec field {key!r} differs from this build's encoder")
     if node_slots is not None and spec_dict.get("node_slots") != node_slots:

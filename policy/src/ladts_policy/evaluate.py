@@ -9,8 +9,11 @@ are independent: each has its own seed). Percentiles pool the delays of all task
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
+import time
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -64,10 +67,16 @@ class PolicyResult:
     """99th percentile service delay over all tasks, seconds."""
     vs_greedy: float | None
     """mean_delay_s divided by greedy's (None when greedy was not evaluated)."""
+    vs_greedy_ci95: tuple[float, float] | None = None
+    """Paired 95% interval of ``vs_greedy`` over the same episodes (ratio estimator: the
+    Student-t interval of ``mean(x) / mean(g)`` from the per-episode residuals
+    ``x_k - ratio * g_k``; None without greedy or with fewer than two episodes)."""
     episode_means_s: list[float] = field(default_factory=list)
     """Per-episode mean delays, in seed-major order (kept for plots and paired tests)."""
     tasks: int = 0
     """Number of tasks placed over all episodes."""
+    decisions_per_s: float = 0.0
+    """Decisions per second of wall time, simulator included (machine-dependent)."""
 
 
 @dataclass(frozen=True)
@@ -89,6 +98,8 @@ class EvaluationReport:
         for name, result in self.policies.items():
             entry = asdict(result)
             entry["ci95_s"] = list(result.ci95_s)
+            if result.vs_greedy_ci95 is not None:
+                entry["vs_greedy_ci95"] = list(result.vs_greedy_ci95)
             if not with_episodes:
                 entry.pop("episode_means_s")
             policies[name] = entry
@@ -120,7 +131,7 @@ def run_policy(
         sim = make_sim(len(batch))
         attach = getattr(policy, "attach", None)
         if attach is not None:
-            attach(sim)  # policies that decide on the simulator's snapshots (onnx_eval)
+            attach(sim)  # policies that read the simulator (onnx_eval snapshots, rollout projections)
         policy.reset(num_envs=sim.num_envs, num_nodes=sim.num_nodes,
                      seed=policy_seed + start)
         rows_TE: list[np.ndarray] = []
@@ -155,25 +166,56 @@ def summarise(episode_delays: Sequence[np.ndarray]) -> PolicyResult:
                         episode_means_s=[float(m) for m in means_K], tasks=int(pooled.size))
 
 
+def paired_ratio(x_K: np.ndarray, g_K: np.ndarray) -> tuple[float, tuple[float, float] | None]:
+    """Ratio ``mean(x) / mean(g)`` of paired per-episode means and its 95% interval.
+
+    The interval is the ratio estimator's: residuals ``d_k = x_k - r g_k`` have mean 0 and
+    ``SE(r) = sd(d) / (sqrt(K) mean(g))`` (delta method), with a Student-t quantile.
+    """
+    x_K, g_K = np.asarray(x_K, dtype=float), np.asarray(g_K, dtype=float)
+    if x_K.shape != g_K.shape:
+        raise ValueError(f"paired episodes differ in number: {x_K.shape} vs {g_K.shape}")
+    ratio = float(x_K.mean() / g_K.mean())
+    k = x_K.size
+    if k < 2:
+        return ratio, None
+    se = float((x_K - ratio * g_K).std(ddof=1)) / (math.sqrt(k) * float(g_K.mean()))
+    half = t_quantile_975(k - 1) * se
+    return ratio, (ratio - half, ratio + half)
+
+
 def with_greedy_ratio(results: dict[str, PolicyResult]) -> dict[str, PolicyResult]:
-    """Fill ``vs_greedy`` (mean delay relative to greedy) when greedy is among the results."""
+    """Fill ``vs_greedy`` and its paired interval when greedy is among the results."""
     greedy = results.get("greedy")
     if greedy is None:
         return results
-    return {name: PolicyResult(**{**asdict(r), "ci95_s": r.ci95_s,
-                                  "vs_greedy": r.mean_delay_s / greedy.mean_delay_s})
-            for name, r in results.items()}
+    g_K = np.array(greedy.episode_means_s)
+    out = {}
+    for name, r in results.items():
+        ratio, ci = paired_ratio(np.array(r.episode_means_s), g_K)
+        out[name] = PolicyResult(**{**asdict(r), "ci95_s": r.ci95_s, "vs_greedy": ratio,
+                                    "vs_greedy_ci95": ci})
+    return out
+
+
+def policy_seed(name: str) -> int:
+    """The seed of a policy's own randomness: a function of its name only.
+
+    So a policy's results do not depend on which other policies run or in what order.
+    """
+    return EVAL_SEED_BASE + zlib.crc32(name.encode()) % 1_000_003
 
 
 PAPER_ONLY = frozenset({"local"})
 """Heuristics that need the paper's notion of a local server."""
 
-CLUSTER_ONLY = frozenset({"spread"})
+CLUSTER_ONLY = frozenset({"spread", "residency-greedy", "rollout"})
 """Heuristics that need resource requests (kube-scheduler's view); uniform on ``paper``."""
 
-HEURISTIC_ORDER = ("greedy", "least-queue", "capacity-weighted", "spread", "round-robin",
-                   "random", "local")
-"""Default evaluation order: the reference (greedy) first, then roughly best to worst."""
+HEURISTIC_ORDER = ("greedy", "residency-greedy", "least-queue", "capacity-weighted", "spread",
+                   "round-robin", "random", "local")
+"""Default evaluation order: the reference (greedy) first, then roughly best to worst.
+``rollout`` is left out (about a thousand times slower); name it in ``--policies``."""
 
 
 def default_policies(kind: str) -> list[str]:
@@ -198,6 +240,7 @@ def evaluate(
     seeds: Sequence[int] = DEFAULT_EVAL_SEEDS,
     episodes: int = 1,
     show_progress: bool = True,
+    policy_options: dict[str, dict[str, float]] | None = None,
 ) -> EvaluationReport:
     """Evaluate policies on a scenario preset name or YAML file; see the module docstring.
 
@@ -217,15 +260,23 @@ def evaluate(
     if unknown_here:
         raise ValueError(f"policies {unknown_here} apply to the 'paper' scenario kind only")
     built = {name: build_policy(name) for name in names}  # fail fast on unknown names
+    for name, options in (policy_options or {}).items():
+        if name in built:
+            for key, value in options.items():  # e.g. rollout horizon_s / top_k
+                if not hasattr(built[name], key):
+                    raise ValueError(f"policy {name!r} has no option {key!r}")
+                setattr(built[name], key, type(getattr(built[name], key))(value))
     env_seeds = [episode_seed(s, e) for s in seeds for e in range(episodes)]
     results: dict[str, PolicyResult] = {}
     with tqdm(total=None, unit="dec", unit_scale=True, disable=not show_progress,
               desc=spec.name, dynamic_ncols=True) as bar:
         for index, (name, policy) in enumerate(built.items()):
             bar.set_postfix_str(name)
+            started = time.perf_counter()
             delays = run_policy(spec.make_simulator, policy, env_seeds,
-                                policy_seed=EVAL_SEED_BASE + 7919 * index, progress=bar.update)
-            results[name] = summarise(delays)
+                                policy_seed=policy_seed(name), progress=bar.update)
+            rate = sum(d.size for d in delays) / max(time.perf_counter() - started, 1e-9)
+            results[name] = dataclasses.replace(summarise(delays), decisions_per_s=rate)
             if index == 0:
                 # Arrivals do not depend on the policy: every policy makes as many decisions.
                 bar.total = bar.n * len(built)
@@ -237,13 +288,15 @@ def evaluate(
 def format_table(report: EvaluationReport) -> str:
     """A fixed-width table of the report for the terminal."""
     header = (f"{'policy':<18}{'mean s':>10}{'95% CI':>24}{'p50 s':>10}{'p95 s':>10}"
-              f"{'p99 s':>10}{'vs greedy':>11}")
+              f"{'p99 s':>10}{'vs greedy':>11}{'paired 95% CI':>18}")
     lines = [f"scenario {report.scenario}: {len(report.seeds)} seeds x {report.episodes} "
              f"episode(s), held-out seeds {report.seeds[0]}..{report.seeds[-1]}", header,
              "-" * len(header)]
     for name, r in report.policies.items():
         ratio = "—" if r.vs_greedy is None else f"{r.vs_greedy:.3f}"
         ci = f"[{r.ci95_s[0]:.3f}, {r.ci95_s[1]:.3f}]"
+        rci = "—" if r.vs_greedy_ci95 is None else (
+            f"[{r.vs_greedy_ci95[0]:.3f}, {r.vs_greedy_ci95[1]:.3f}]")
         lines.append(f"{name:<18}{r.mean_delay_s:>10.3f}{ci:>24}{r.p50_s:>10.3f}"
-                     f"{r.p95_s:>10.3f}{r.p99_s:>10.3f}{ratio:>11}")
+                     f"{r.p95_s:>10.3f}{r.p99_s:>10.3f}{ratio:>11}{rci:>18}")
     return "\n".join(lines)

@@ -32,16 +32,17 @@ class ClusterSnapshot:
     """bool [N]: the task's model can ever run there (timings known, fits usable VRAM)."""
 
     resident_N: np.ndarray
-    """bool [N]: the task's model is loaded there now."""
+    """bool [N]: the task's model is loaded there now (as the node's last scrape reported)."""
 
     speed_N: np.ndarray
-    """float [N]: denoising steps per second of the task's model (0 where it cannot run)."""
+    """float [N]: estimated denoising steps per second of the task's model (0 where it
+    cannot run): profile corrected by ``ServiceTimeCorrector``."""
 
     service_s_N: np.ndarray
-    """float [N]: warm service time of this task, s (inf where it cannot run)."""
+    """float [N]: estimated warm service time of this task, s (inf where it cannot run)."""
 
     load_s_N: np.ndarray
-    """float [N]: load (cold-start) time of the task's model, s."""
+    """float [N]: estimated load (cold-start) time of the task's model, s."""
 
     vram_gib_N: np.ndarray
     """float [N]: usable GPU memory, GiB."""
@@ -65,13 +66,44 @@ class ClusterSnapshot:
     """float [N] in [0, 1]: requested share of allocatable cpu and memory (mean of both)."""
 
     est_delay_s_N: np.ndarray
-    """float [N]: service delay this task would get there (``node_service``), s."""
+    """float [N]: estimated service delay of this task there (the scheduler's projection of
+    the node's queue, ``node_service.project``), s."""
 
     metrics_age_s_N: np.ndarray
-    """float [N]: age of the node's metrics, s (0 in simulation)."""
+    """float [N]: age of the node's metrics (its last Prometheus scrape), s."""
+
+    memory_gib_N: np.ndarray
+    """float [N]: GPU memory the task's model occupies on the node's GPU class, GiB (0 where
+    it has no timings)."""
+
+    free_slots_N: np.ndarray
+    """float [N]: pods the node could start now: ``concurrency`` minus running pods
+    (exclusive mode: minus unfinished pods, i.e. free GPUs), at least 0."""
+
+    evicted_models_N: np.ndarray
+    """float [N]: loaded models a pod of the task's model placed there would unload (LRU)."""
+
+    evict_popularity_N: np.ndarray
+    """float [N]: summed share of recent requests of those models (0 when none)."""
+
+    evict_cost_s_N: np.ndarray
+    """float [N]: ``sum over those models of popularity x estimated load time there``, s
+    (``DecisionView.evict_cost_EN``; not encoded, used by ``residency-greedy``)."""
+
+    cold_N: np.ndarray
+    """bool [N]: a pod of the task's model placed there would load it (the projection's
+    verdict, which counts the models of the pods queued ahead; not encoded)."""
+
+    loaded_NV: np.ndarray
+    """float [N, V]: multi-hot of the models loaded on the node now (last scrape) over
+    ``contract.MODEL_VOCAB`` (``V`` entries; models outside it count as ``other``)."""
 
     pending: int = 0
-    """Pods waiting unscheduled in the cluster (exclusive mode), this one included."""
+    """Pods waiting unscheduled in the cluster (no node passes the filters), this one included."""
+
+    popularity: float = 0.0
+    """Share of the task's model among recent requests (the operator: pod creations of the
+    last ``POPULARITY_WINDOW_S`` seconds)."""
 
     @property
     def num_nodes(self) -> int:
@@ -132,7 +164,19 @@ def _normalise(raw: np.ndarray, d: FeatureDef) -> np.ndarray:
 
 
 def _node_raw(snapshot: ClusterSnapshot, name: str) -> np.ndarray:
+    if name.startswith("loaded="):
+        column = MODEL_VOCAB.index(name.removeprefix("loaded="))
+        return np.asarray(snapshot.loaded_NV, dtype=np.float64)[:, column]
     return np.asarray(getattr(snapshot, f"{name}_N"), dtype=np.float64)
+
+
+def loaded_multi_hot(models: list[set[str]] | list[list[str]]) -> np.ndarray:
+    """Return float [N, V]: the multi-hot ``loaded_NV`` of per-node model-name collections."""
+    out = np.zeros((len(models), len(MODEL_VOCAB)))
+    for n, names in enumerate(models):
+        for name in names:
+            out[n, MODEL_VOCAB.index(name if name in MODEL_VOCAB else "other")] = 1.0
+    return out
 
 
 def encode(snapshot: ClusterSnapshot, task: TaskSpec, *, node_slots: int) -> EncodedFeatures:
@@ -168,6 +212,7 @@ def _encode_task(snapshot: ClusterSnapshot, task: TaskSpec, mask_N: np.ndarray) 
         "input_mbit": task.input_mbit,
         "wait_s": task.wait_s,
         "best_service_s": best,
+        "popularity": snapshot.popularity,
         **{f"model={m}": float(m == model) for m in MODEL_VOCAB},
     }
     return np.array([_normalise(np.asarray(raw[d.name]), d) for d in SPEC.task], dtype=np.float32)
@@ -184,6 +229,7 @@ def _encode_global(snapshot: ClusterSnapshot, mask_N: np.ndarray) -> np.ndarray:
         "mean_queue_len": float(snapshot.queue_len_N[present].sum()) / n_present,
         "busy_fraction": float((snapshot.running_N[present] > 0).sum()) / n_present,
         "pending": float(snapshot.pending),
+        "holders": float((ready & snapshot.resident_N.astype(bool)).sum()),
     }
     return np.array([_normalise(np.asarray(raw[d.name]), d) for d in SPEC.glob], dtype=np.float32)
 

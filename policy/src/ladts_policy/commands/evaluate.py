@@ -45,15 +45,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--plot", type=Path, default=None, metavar="PNG",
                         help="write a PNG figure of the report")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_argument("--rollout-horizon-s", type=float, default=None,
+                        help="rollout: seconds of sampled future per candidate (default 60)")
+    parser.add_argument("--rollout-top-k", type=int, default=None,
+                        help="rollout: candidate nodes tried (default 3)")
 
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate, print the table, write the requested files."""
     from ladts_policy.evaluate import evaluate, format_table
 
+    rollout: dict[str, float] = {}
+    if args.rollout_horizon_s is not None:
+        rollout["horizon_s"] = args.rollout_horizon_s
+    if args.rollout_top_k is not None:
+        rollout["top_k"] = args.rollout_top_k
     report = evaluate(args.scenario, policies=args.policies, seeds=args.seeds,
-                      episodes=args.episodes, show_progress=not args.no_progress)
+                      episodes=args.episodes, show_progress=not args.no_progress,
+                      policy_options={"rollout": rollout})
     print(format_table(report))
+    for name, result in report.policies.items():
+        print(f"{name}: {result.decisions_per_s:,.0f} decisions/s (shared machine)")
     if args.json is not None:
         report.write_json(args.json)
         print(f"wrote {args.json}")

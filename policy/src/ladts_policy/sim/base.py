@@ -38,8 +38,11 @@ class DecisionView:
     backlog ``Q + Q̃`` in Gcycles (paper, whose model has no task count)."""
 
     expected_delay_EN: np.ndarray
-    """float [E, N], seconds: the service delay this task would get on each node, computed
-    with full knowledge of the node's queue (the greedy / Opt-TS objective)."""
+    """float [E, N], seconds: the service delay this task would get on each node, as the
+    scheduler can estimate it (the greedy / Opt-TS objective). ``paper``: exact (the paper's
+    model). ``k8s-edge``: an estimate from observable state only (the node's bound pods,
+    profile times corrected from completions, the last scrape's loaded models); the
+    realised delay differs when the scenario's ``uncertainty`` is on."""
 
     requested_fraction_EN: np.ndarray
     """float [E, N] in [0, 1]: share of the node's allocatable resources requested by the
@@ -48,6 +51,22 @@ class DecisionView:
 
     local_node_E: np.ndarray
     """int [E]: the task's local server (paper preset: its base station), -1 if none."""
+
+    cold_EN: np.ndarray | None = None
+    """bool [E, N]: placing the task there would load its model (a cold start), as the
+    scheduler estimates it; None where the scenario has no model residency (paper)."""
+
+    load_s_EN: np.ndarray | None = None
+    """float [E, N]: estimated load time of the task's model there, s (None: no residency)."""
+
+    evict_cost_EN: np.ndarray | None = None
+    """float [E, N], seconds: what a cold placement there would take from later requests:
+    ``sum over the models k it would evict of popularity(k) x estimated load_s(k) there``
+    (0 where nothing is evicted; None: no residency)."""
+
+    popularity_E: np.ndarray | None = None
+    """float [E]: share of the task's model among the requests of the last
+    ``POPULARITY_WINDOW_S`` seconds (``ladts_policy.sim.cluster``; None: no residency)."""
 
     @property
     def num_envs(self) -> int:

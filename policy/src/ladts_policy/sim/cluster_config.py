@@ -58,6 +58,13 @@ class GpuProfile:
     description: str = ""
     """Free text: where the numbers come from."""
 
+    share_slowdown: float = 1.0
+    """Slowdown of pods sharing the time-sliced GPU (``concurrency > 1``): a pod that starts
+    while ``k - 1`` others run takes ``1 + share_slowdown * (k - 1)`` times its time alone.
+    1 (default) is pure time slicing, where k pods each get 1/k of the GPU (NVIDIA's GPU
+    time-slicing shares the GPU round-robin between processes with no memory or fault
+    isolation and no throughput gain); below 1 models overlap gains (e.g. MPS)."""
+
     def can_run(self, model: str) -> bool:
         """Whether ``model`` has timings here and fits in the usable memory."""
         timing = self.timings.get(model)
@@ -140,6 +147,74 @@ class ChurnSpec:
 
 
 @dataclass(frozen=True)
+class ResidencySpec:
+    """Which models each node holds when the episode starts (and after a cold restart)."""
+
+    mode: str = "fixed"
+    """``fixed``: every node group's ``resident`` list, as written. ``random``: drawn per
+    node and episode: the models the node can run in random order, each kept while it fits
+    the GPU memory left, at most ``max_models``; the ``resident`` lists are ignored. A
+    policy cannot then win by memorising one good placement of one preset."""
+
+    max_models: int = 2
+    """``random`` only: at most this many models per node (0 = empty caches)."""
+
+
+@dataclass(frozen=True)
+class DriftSpec:
+    """Model-popularity drift: one model is rolled out during the episode.
+
+    The rolled-out model's weight is multiplied by ``initial_share`` until a start time
+    drawn uniformly in ``start_fraction x horizon_s``, then rises linearly to its full
+    weight over ``ramp_s`` seconds; the other weights stay. Requests draw their model from
+    the weights at their arrival time.
+    """
+
+    enabled: bool = False
+    """Whether the mix drifts."""
+
+    model: str = ""
+    """The rolled-out model; empty = drawn uniformly from the mix per episode."""
+
+    initial_share: float = 0.05
+    """Multiplier of the model's weight before the roll-out starts (near zero: a new model)."""
+
+    start_fraction: tuple[float, float] = (0.0, 0.5)
+    """The roll-out starts at a uniform time in ``[low, high] x horizon_s``."""
+
+    ramp_s: float = 900.0
+    """Seconds from the start of the roll-out to the model's full weight."""
+
+
+@dataclass(frozen=True)
+class UncertaintySpec:
+    """What the scheduler cannot see exactly: hidden speed, request noise, metric age.
+
+    Realised run times are the profile's times x the node's hidden speed factor x the
+    request's noise factor (both lognormal with median 1, drawn per episode from the seed).
+    Schedulers never see them: they see the profile corrected by
+    ``ladts_policy.service_estimate.ServiceTimeCorrector`` from completed requests.
+    """
+
+    node_speed_sigma: float = 0.15
+    """Log-standard deviation of the hidden per-node speed factor (one draw per node and
+    episode; 0.15 puts 95% of nodes within x0.75..x1.35 of their profile). Identical GPUs
+    differ by up to about 20% in measured performance (Sinha et al., "Not All GPUs Are
+    Created Equal", SC'22), and Jetson power modes, thermals and clocks move the same board
+    further; the profile defaults themselves are stated to ±50% for Orin NX/Nano
+    (docs/scenarios.md)."""
+
+    request_noise_sigma: float = 0.05
+    """Log-standard deviation of one request's run time around its node's (run-to-run
+    jitter of a fixed-step diffusion pipeline: a few percent)."""
+
+    scrape_interval_s: float = 15.0
+    """Prometheus scrape interval, s: metrics the operator reads from Prometheus (loaded
+    models, free GPU memory) are this stale at worst; each node has its own scrape phase.
+    15 s is the dcgm-exporter Helm chart's ServiceMonitor interval. 0 = always fresh."""
+
+
+@dataclass(frozen=True)
 class NodeSpec:
     """One node of the cluster, after expanding its group."""
 
@@ -217,6 +292,15 @@ class ClusterConfig:
     exclusive: bool = False
     """If true, pods request ``nvidia.com/gpu: 1``: a pod waits unscheduled in a cluster-wide
     queue until a node has a free GPU slot, instead of queueing at its node."""
+
+    uncertainty: UncertaintySpec = field(default_factory=UncertaintySpec)
+    """Hidden node speed, request noise and metric age (what schedulers cannot see)."""
+
+    residency: ResidencySpec = field(default_factory=ResidencySpec)
+    """Initial resident models: fixed lists or drawn per episode."""
+
+    drift: DriftSpec = field(default_factory=DriftSpec)
+    """Model-popularity drift over the episode."""
 
     def expand_nodes(self) -> list[NodeSpec]:
         """Return every node in group order with its stable name."""

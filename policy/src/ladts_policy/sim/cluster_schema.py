@@ -17,10 +17,13 @@ from ladts_policy.sim.cluster_config import (
     ArrivalSpec,
     ChurnSpec,
     ClusterConfig,
+    DriftSpec,
     GpuProfile,
     ModelSpec,
     ModelTiming,
     NodeGroup,
+    ResidencySpec,
+    UncertaintySpec,
 )
 from ladts_policy.sim.errors import ScenarioError
 from ladts_policy.sim.schema_fields import Fields
@@ -70,6 +73,7 @@ def parse_profile(f: Fields) -> GpuProfile:
     label = f.string("product_label")
     vram = f.number("vram_gib", strict=True)
     description = f.string("description", "")
+    share_slowdown = f.number("share_slowdown", 1.0)
     models = f.sub("models")
     timings = {}
     for key in list(models.raw):
@@ -84,7 +88,8 @@ def parse_profile(f: Fields) -> GpuProfile:
     models.done()
     f.done()
     return GpuProfile(
-        name=name, product_label=label, vram_gib=vram, timings=timings, description=description
+        name=name, product_label=label, vram_gib=vram, timings=timings, description=description,
+        share_slowdown=share_slowdown,
     )
 
 
@@ -107,9 +112,15 @@ def parse_cluster(f: Fields, base_dir: Path | None) -> ClusterConfig:
         nodes=groups,
         churn=_parse_churn(f.sub("churn", {})),
         exclusive=f.boolean("exclusive", False),
+        uncertainty=_parse_uncertainty(f.sub("uncertainty", {})),
+        residency=_parse_residency(f.sub("residency", {})),
+        drift=_parse_drift(f.sub("drift", {})),
     )
     f.done()
     _check_models_servable(config, f.path)
+    if config.drift.model and config.drift.model not in config.model_names:
+        raise ScenarioError(
+            f"{f.path}.drift.model: {config.drift.model!r} is not a model of the mix")
     return config
 
 
@@ -203,6 +214,42 @@ def _parse_churn(f: Fields) -> ChurnSpec:
     )
     if spec.max_down_fraction > 1.0:
         raise ScenarioError(f"{f.path}.max_down_fraction: must be at most 1")
+    f.done()
+    return spec
+
+
+def _parse_uncertainty(f: Fields) -> UncertaintySpec:
+    default = UncertaintySpec()
+    spec = UncertaintySpec(
+        node_speed_sigma=f.number("node_speed_sigma", default.node_speed_sigma),
+        request_noise_sigma=f.number("request_noise_sigma", default.request_noise_sigma),
+        scrape_interval_s=f.number("scrape_interval_s", default.scrape_interval_s),
+    )
+    f.done()
+    return spec
+
+
+def _parse_residency(f: Fields) -> ResidencySpec:
+    spec = ResidencySpec(
+        mode=f.choice("mode", ("fixed", "random"), "fixed"),
+        max_models=f.integer("max_models", 2),
+    )
+    f.done()
+    return spec
+
+
+def _parse_drift(f: Fields) -> DriftSpec:
+    default = DriftSpec()
+    start = f.number_range("start_fraction", list(default.start_fraction))
+    spec = DriftSpec(
+        enabled=f.boolean("enabled", False),
+        model=f.string("model", ""),
+        initial_share=f.number("initial_share", default.initial_share),
+        start_fraction=(float(start[0]), float(start[1])),
+        ramp_s=f.number("ramp_s", default.ramp_s),
+    )
+    if spec.start_fraction[1] > 1.0:
+        raise ScenarioError(f"{f.path}.start_fraction: must lie in [0, 1]")
     f.done()
     return spec
 

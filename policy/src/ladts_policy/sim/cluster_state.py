@@ -1,7 +1,17 @@
 """State of one ``k8s-edge`` environment and the static per-(node, model) tables.
 
-:class:`EnvState` owns the node servers, the episode's draws, the decision clock and the
-caches the simulator reads as ``[N]`` / ``[N, M]`` arrays. Shapes: ``N`` nodes, ``M`` models.
+:class:`EnvState` owns the node servers (the truth), the episode's draws, the decision clock
+and the caches the simulator reads as ``[N]`` / ``[N, M]`` arrays. Shapes: ``N`` nodes,
+``M`` models.
+
+Truth and view are kept apart: the servers run every pod for its *realised* time (profile x
+hidden node factor x request noise). What schedulers see is a per-node *projection*
+(:func:`ladts_policy.sim.node_service.project`) built only from what the operator can observe:
+the pods bound to the node in FIFO order, the start of those running, the models the node
+reported at its last metrics scrape, and run times estimated as profile x the
+:class:`~ladts_policy.service_estimate.ServiceTimeCorrector` factor learned from the
+completions seen so far. A projection is rebuilt when the node's observable state changes (a
+placement, a start or finish, a scrape) or a running pod outlives its estimate.
 """
 
 from __future__ import annotations
@@ -12,9 +22,24 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ladts_policy.service_estimate import ServiceTimeCorrector
 from ladts_policy.sim.cluster_config import ClusterConfig, NodeSpec
-from ladts_policy.sim.node_service import NodeServer, ServiceTask
-from ladts_policy.sim.workload import JOIN, LEAVE, draw_churn, draw_workload, episode_generators
+from ladts_policy.sim.node_service import (
+    AnyNodeServer,
+    ExclusiveNodeServer,
+    ServiceTask,
+    make_node_server,
+    project,
+)
+from ladts_policy.sim.workload import (
+    JOIN,
+    LEAVE,
+    draw_churn,
+    draw_hidden,
+    draw_residency,
+    draw_workload,
+    episode_generators,
+)
 
 
 @dataclass(frozen=True)
@@ -57,11 +82,15 @@ class StaticArrays:
     pod_memory_gib_M: np.ndarray
     """float [M]: memory request of a pod of each model, GiB."""
 
+    memory_gib_NM: np.ndarray
+    """float [N, M]: GPU memory of the loaded model, GiB (0 where it cannot run)."""
+
     @classmethod
     def build(cls, config: ClusterConfig, nodes: list[NodeSpec]) -> StaticArrays:
         """Tabulate the scenario."""
         names = config.model_names
         shape = (len(nodes), len(names))
+        mem = np.zeros(shape)
         can_run, sps, ovh, load = (
             np.zeros(shape, bool),
             np.full(shape, np.inf),
@@ -73,6 +102,7 @@ class StaticArrays:
                 if node.profile.can_run(name):
                     timing = node.profile.timings[name]
                     can_run[n, m] = True
+                    mem[n, m] = timing.memory_gib
                     sps[n, m], ovh[n, m], load[n, m] = (
                         timing.s_per_step,
                         timing.overhead_s,
@@ -91,6 +121,7 @@ class StaticArrays:
             memory_gib_N=np.array([node.memory_gib for node in nodes]),
             pod_cpu_M=np.array([m.cpu for m in config.models]),
             pod_memory_gib_M=np.array([m.memory_gib for m in config.models]),
+            memory_gib_NM=mem,
         )
 
 
@@ -101,14 +132,27 @@ class EnvState:
         self, config: ClusterConfig, nodes: list[NodeSpec], static: StaticArrays, seed: int
     ) -> None:
         self.config, self.static = config, static
-        self.servers = [NodeServer.from_spec(node) for node in nodes]
+        unc = config.uncertainty
+        self.node_names = [node.name for node in nodes]
+        self.servers: list[AnyNodeServer] = [
+            make_node_server(node, exclusive=config.exclusive, history_s=unc.scrape_interval_s)
+            for node in draw_residency(config, nodes, seed)
+        ]
         arrivals_rng, churn_rng = episode_generators(seed)
         self.work = draw_workload(config, arrivals_rng)
         self.churn = draw_churn(config.churn, len(nodes), config.horizon_s, churn_rng)
+        self.hidden = draw_hidden(unc, len(nodes), len(self.work), seed)
+        self.corrector = ServiceTimeCorrector()
         n, m = static.can_run_NM.shape
         self.cordoned_N = np.zeros(n, dtype=bool)
+        # the scheduler's estimates (from projections), never the truth
         self.threshold_NM = np.full((n, m), np.inf)
         self.cold_NM = np.ones((n, m), dtype=bool)
+        self.factor_NM = np.ones((n, m))
+        self.evicts_NMK = np.zeros((n, m, m), dtype=bool)  # placing m on n evicts model k
+        self.projections: list[AnyNodeServer] = list(self.servers)
+        self.observed_loaded: list[dict[str, tuple[float, int]]] = [{} for _ in range(n)]
+        self.stale_at_N = np.full(n, np.inf)
         self.queue_len_N = np.zeros(n, dtype=np.int64)
         self.req_cpu_N = np.zeros(n)
         self.req_mem_N = np.zeros(n)
@@ -116,9 +160,9 @@ class EnvState:
         self.busy_until_N = np.zeros(n)
         self.now = 0.0
         self.task = -1  # index of the request being decided; -1 when the episode has ended
-        self._next_arrival = 0  # first request not yet arrived (or decided, non-exclusive)
+        self._next_arrival = 0  # first request not yet arrived
         self._next_churn = 0
-        # exclusive mode: arrived, unscheduled requests, one FIFO per model
+        # arrived, unscheduled requests (no node passes the filters yet), one FIFO per model
         self.pending_M: list[deque[int]] = [deque() for _ in range(m)]
         self.placed, self.cold_starts, self.busy_s = 0, 0, 0.0
         for node in range(n):
@@ -148,8 +192,25 @@ class EnvState:
 
     @property
     def num_pending(self) -> int:
-        """Requests waiting unscheduled (exclusive mode), the current one excluded."""
+        """Requests waiting unscheduled, the current one excluded."""
         return sum(len(q) for q in self.pending_M)
+
+    def popularity_M(self, window_s: float) -> np.ndarray:
+        """Return float [M]: each model's share of the requests of the last ``window_s`` s.
+
+        What the operator counts from pod creations; uniform before any request.
+        """
+        counts_M = self.recent_counts_M(window_s)
+        total = counts_M.sum()
+        return counts_M / total if total > 0 else np.full(counts_M.size, 1.0 / counts_M.size)
+
+    def recent_counts_M(self, window_s: float) -> np.ndarray:
+        """Return float [M]: requests of each model arrived in the last ``window_s`` s."""
+        arrivals = self.work.arrival_s_T
+        hi = self._next_arrival
+        lo = int(np.searchsorted(arrivals[:hi], self.now - window_s, side="right"))
+        m = self.static.can_run_NM.shape[1]
+        return np.bincount(self.work.model_T[lo:hi], minlength=m).astype(float)
 
     def requested_fraction_N(self) -> np.ndarray:
         """Return float [N]: mean requested share of allocatable cpu and memory, at most 1."""
@@ -168,6 +229,9 @@ class EnvState:
             cpu=float(self.static.pod_cpu_M[m]),
             memory_gib=float(self.static.pod_memory_gib_M[m]),
         )
+        task = ServiceTask(task.model, task.steps, cpu=task.cpu, memory_gib=task.memory_gib,
+                           time_factor=float(self.hidden.node_factor_N[node]
+                                             * self.hidden.noise_T[self.task]))
         placement = self.servers[node].place(task, self.now)
         self.placed += 1
         self.cold_starts += int(placement.cold)
@@ -175,19 +239,30 @@ class EnvState:
         self._refresh_node(node)
         return placement.finish_s - self.arrival
 
-    def advance(self) -> None:
-        """Move to the next decision (or end the episode: ``task = -1``)."""
-        if self.config.exclusive:
-            self._advance_exclusive()
-            return
-        if self._next_arrival >= len(self.work):
-            self.task = -1
-            return
-        self.task = self._next_arrival
-        self._next_arrival += 1
-        self._set_clock(float(self.work.arrival_s_T[self.task]))
+    def schedulable_NM(self) -> np.ndarray:
+        """Return bool [N, M]: the nodes kube-scheduler's filters pass for a pod of each model.
 
-    def _advance_exclusive(self) -> None:
+        Ready (not cordoned), the model can run there, the pod's cpu and memory requests fit
+        the node's allocatable next to the pods bound to it (NodeResourcesFit), and in
+        ``exclusive`` mode a GPU is free.
+        """
+        s = self.static
+        tol = 1e-9  # requests are sums of floats
+        cpu_NM = self.req_cpu_N[:, None] + s.pod_cpu_M[None, :] <= s.cpu_N[:, None] + tol
+        mem_NM = (self.req_mem_N[:, None] + s.pod_memory_gib_M[None, :]
+                  <= s.memory_gib_N[:, None] + tol)
+        ok_NM: np.ndarray = s.can_run_NM & cpu_NM & mem_NM & ~self.cordoned_N[:, None]
+        if self.config.exclusive:
+            ok_NM &= (self.queue_len_N < s.concurrency_N)[:, None]
+        return ok_NM
+
+    def advance(self) -> None:
+        """Move to the next decision (or end the episode: ``task = -1``).
+
+        The next decision is the earliest-arrived waiting pod that some node's filters pass
+        (kube-scheduler retries unschedulable pods on cluster events); pods wait unscheduled
+        while none does.
+        """
         arrivals = self.work.arrival_s_T
         t = self.now
         while True:
@@ -197,8 +272,7 @@ class EnvState:
                 )
                 self._next_arrival += 1
             self._set_clock(t)
-            free_N = ~self.cordoned_N & (self.queue_len_N < self.static.concurrency_N)
-            servable_M: np.ndarray = np.any(self.static.can_run_NM & free_N[:, None], axis=0)
+            servable_M: np.ndarray = np.any(self.schedulable_NM(), axis=0)
             heads = [q[0] for m, q in enumerate(self.pending_M) if q and servable_M[m]]
             if heads:  # the earliest-arrived request that some free node can serve
                 self.task = min(heads)
@@ -221,11 +295,37 @@ class EnvState:
             t = max(t, t_next)
 
     def _set_clock(self, now: float) -> None:
-        """Advance the clock: apply churn events and refresh nodes whose pods finished."""
+        """Advance the clock: apply churn, learn from completions, refresh changed nodes."""
         self.now = now
         self._apply_churn(now)
-        for node in np.flatnonzero(self.next_change_N <= now):
-            self._refresh_counts(int(node))
+        for node in np.flatnonzero((self.next_change_N <= now) | (self.stale_at_N <= now)):
+            self._refresh_node(int(node))
+
+    def estimated_finish(self, node: int) -> float:
+        """When the scheduler expects the current task to finish on ``node`` (its projection)."""
+        m = self.model
+        task = ServiceTask(self.static.model_names[m], self.steps,
+                           time_factor=float(self.factor_NM[node, m]))
+        return self.projections[node].what_if(task, self.now).finish_s
+
+    def metrics_age_s(self, node: int) -> float:
+        """Age of the node's last metrics scrape at ``now``, s (0 when always fresh)."""
+        interval = self.config.uncertainty.scrape_interval_s
+        if interval <= 0.0:
+            return 0.0
+        return (self.now - float(self.hidden.scrape_phase_s_N[node])) % interval
+
+    def _observe_completions(self, node: int) -> None:
+        server = self.servers[node]
+        name = self.node_names[node]
+        done = server.drain_finished(self.now)
+        for pod in done:
+            predicted = pod.slowdown * server.service_s(pod.model, pod.steps, pod.cold)
+            self.corrector.observe(name, pod.model, observed_s=pod.finish_s - pod.start_s,
+                                   predicted_s=predicted)
+        if done:
+            for m, model in enumerate(self.static.model_names):
+                self.factor_NM[node, m] = self.corrector.factor(name, model)
 
     def _apply_churn(self, now: float) -> None:
         times, nodes, kinds = self.churn.time_s_K, self.churn.node_K, self.churn.kind_K
@@ -237,8 +337,11 @@ class EnvState:
             elif kind == JOIN and self.cordoned_N[node]:
                 self.cordoned_N[node] = False
                 server = self.servers[node]
-                if server.queue_len(now) == 0:
-                    server.restart(now)  # drained while away: back with preloaded models only
+                t_join = float(times[self._next_churn - 1])
+                if server.queue_len(t_join) == 0:
+                    # drained while away: back with preloaded models only (judged at the
+                    # join itself, not at the next decision, when it may have drained since)
+                    server.restart(t_join)
                     self._refresh_node(node)
 
     def _may_leave(self, node: int) -> bool:
@@ -252,14 +355,44 @@ class EnvState:
         return bool((self.static.can_run_NM & ready_N[:, None]).any(axis=0).all())
 
     def _refresh_node(self, node: int) -> None:
-        """Recompute the start thresholds and cold flags of every model on one node."""
-        server = self.servers[node]
-        names = self.static.model_names
-        thresholds = server.start_thresholds(names)
-        for m, name in enumerate(names):
-            self.threshold_NM[node, m], self.cold_NM[node, m] = thresholds[name]
-        self.busy_until_N[node] = max(server.busy_until(), 0.0)
+        """Learn from completions, then rebuild the node's projection and its thresholds."""
         self._refresh_counts(node)
+        self._observe_completions(node)
+        server = self.servers[node]
+        name = self.node_names[node]
+        seen_at = self.now - self.metrics_age_s(node)
+
+        def factor(model: str) -> float:
+            return self.corrector.factor(name, model)
+
+        proj: AnyNodeServer
+        if isinstance(server, ExclusiveNodeServer):
+            proj = ExclusiveNodeServer([
+                project(gpu, self.now, loaded=gpu.loaded_at(seen_at), factor=factor)
+                for gpu in server.gpus
+            ])
+            gpus = proj.gpus
+        else:
+            proj = project(server, self.now, loaded=server.loaded_at(seen_at), factor=factor)
+            gpus = [proj]
+        self.projections[node] = proj
+        self.observed_loaded[node] = server.loaded_at(seen_at)
+        names = self.static.model_names
+        index = {model: k for k, model in enumerate(names)}
+        self.evicts_NMK[node] = False
+        for m, model in enumerate(names):
+            threshold, cold, evicted = proj.earliest_start(model)
+            self.threshold_NM[node, m], self.cold_NM[node, m] = threshold, cold
+            for k in evicted:
+                self.evicts_NMK[node, m, index[k]] = True
+        self.busy_until_N[node] = max(proj.busy_until(), 0.0)
+        # rebuild when a running pod outlives its estimate or the next scrape lands
+        stale = [p.finish_s for g in gpus for p in g.unfinished(self.now)
+                 if p.start_s <= self.now and p.finish_s > self.now]
+        interval = self.config.uncertainty.scrape_interval_s
+        if interval > 0.0:
+            stale.append(self.now + interval - self.metrics_age_s(node))
+        self.stale_at_N[node] = min(stale, default=np.inf)
 
     def attach(self, blocks: dict[str, np.ndarray], env: int) -> None:
         """Move the cached arrays into row ``env`` of simulator-wide ``[E, ...]`` blocks.
@@ -275,4 +408,4 @@ class EnvState:
         server = self.servers[node]
         self.queue_len_N[node] = server.queue_len(self.now)
         self.req_cpu_N[node], self.req_mem_N[node] = server.requested(self.now)
-        self.next_change_N[node] = server.next_change(self.now)
+        self.next_change_N[node] = server.next_event(self.now)

@@ -8,11 +8,18 @@ the same workload (common random numbers).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
 
-from ladts_policy.sim.cluster_config import ArrivalSpec, ChurnSpec, ClusterConfig
+from ladts_policy.sim.cluster_config import (
+    ArrivalSpec,
+    ChurnSpec,
+    ClusterConfig,
+    NodeSpec,
+    UncertaintySpec,
+)
 
 LEAVE = 0
 """Churn event kind: the node is cordoned and drains."""
@@ -61,6 +68,31 @@ def episode_generators(seed: int) -> tuple[np.random.Generator, np.random.Genera
     return np.random.default_rng(arrivals), np.random.default_rng(churn)
 
 
+@dataclass(frozen=True)
+class HiddenDraws:
+    """What schedulers never see in one episode: realised-time factors and scrape phases."""
+
+    node_factor_N: np.ndarray
+    """float [N]: realised / profile run time of each node (its hidden speed)."""
+
+    noise_T: np.ndarray
+    """float [T]: realised / node-typical run time of each request."""
+
+    scrape_phase_s_N: np.ndarray
+    """float [N]: time of each node's first metrics scrape in ``[0, interval)``."""
+
+
+def draw_hidden(
+    spec: UncertaintySpec, num_nodes: int, num_requests: int, seed: int
+) -> HiddenDraws:
+    """Draw the hidden factors from a third stream of ``seed`` (arrivals and churn unchanged)."""
+    rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(3)[2])
+    node_N = np.exp(spec.node_speed_sigma * rng.standard_normal(num_nodes))
+    noise_T = np.exp(spec.request_noise_sigma * rng.standard_normal(num_requests))
+    phase_N = rng.uniform(0.0, spec.scrape_interval_s, num_nodes)
+    return HiddenDraws(node_factor_N=node_N, noise_T=noise_T, scrape_phase_s_N=phase_N)
+
+
 def draw_arrival_times(spec: ArrivalSpec, horizon_s: float, rng: np.random.Generator) -> np.ndarray:
     """Arrival times on ``[0, horizon_s)``: Poisson, or a two-state MMPP for ``bursty``.
 
@@ -92,7 +124,12 @@ def draw_workload(config: ClusterConfig, rng: np.random.Generator) -> Workload:
     arrival_s_T = draw_arrival_times(config.arrivals, config.horizon_s, rng)
     count = arrival_s_T.shape[0]
     weight_M = np.array([m.weight for m in config.models], dtype=float)
-    model_T = rng.choice(len(config.models), size=count, p=weight_M / weight_M.sum())
+    model_T: np.ndarray
+    if config.drift.enabled:
+        model_T = _draw_drifting_models(config, arrival_s_T, rng)
+    else:
+        model_T = np.asarray(rng.choice(len(config.models), size=count,
+                                        p=weight_M / weight_M.sum()))
     steps_lo_M = np.array([m.steps[0] for m in config.models])
     steps_hi_M = np.array([m.steps[1] for m in config.models])
     steps_T = rng.integers(steps_lo_M[model_T], steps_hi_M[model_T] + 1)
@@ -105,6 +142,57 @@ def draw_workload(config: ClusterConfig, rng: np.random.Generator) -> Workload:
         steps_T=np.asarray(steps_T, dtype=np.int64),
         input_mbit_T=np.asarray(input_mbit_T, dtype=float),
     )
+
+
+def drift_weights(
+    config: ClusterConfig, rollout: int, start_s: float, time_s_T: np.ndarray
+) -> np.ndarray:
+    """Return float [T, M]: model weights at each time under the drift (``DriftSpec``)."""
+    spec = config.drift
+    weight_TM = np.tile(np.array([m.weight for m in config.models], dtype=float),
+                        (time_s_T.shape[0], 1))
+    ramp = np.clip((time_s_T - start_s) / max(spec.ramp_s, 1e-9), 0.0, 1.0)
+    weight_TM[:, rollout] *= spec.initial_share + (1.0 - spec.initial_share) * ramp
+    return weight_TM
+
+
+def _draw_drifting_models(
+    config: ClusterConfig, arrival_s_T: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
+    spec = config.drift
+    names = config.model_names
+    rollout = names.index(spec.model) if spec.model else int(rng.integers(len(names)))
+    lo, hi = spec.start_fraction
+    start_s = float(rng.uniform(lo, hi)) * config.horizon_s
+    weight_TM = drift_weights(config, rollout, start_s, arrival_s_T)
+    cdf_TM = np.cumsum(weight_TM, axis=1)
+    u_T1 = rng.random((arrival_s_T.shape[0], 1)) * cdf_TM[:, -1:]
+    return np.asarray(np.minimum((cdf_TM <= u_T1).sum(axis=1), len(names) - 1), dtype=np.int64)
+
+
+def draw_residency(config: ClusterConfig, nodes: list[NodeSpec], seed: int) -> list[NodeSpec]:
+    """The episode's nodes with their initial resident models (``ResidencySpec``).
+
+    ``fixed`` returns ``nodes`` unchanged; ``random`` draws from a fourth stream of ``seed``
+    (arrivals, churn and hidden factors are unchanged).
+    """
+    spec = config.residency
+    if spec.mode == "fixed":
+        return nodes
+    rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(4)[3])
+    out = []
+    for node in nodes:
+        profile = node.profile
+        runnable = [m for m in config.model_names if profile.can_run(m)]
+        chosen: list[str] = []
+        free = profile.vram_gib
+        for k in rng.permutation(len(runnable)):
+            need = profile.timings[runnable[k]].memory_gib
+            if len(chosen) < spec.max_models and need <= free:
+                chosen.append(runnable[k])
+                free -= need
+        out.append(dataclasses.replace(node, resident=tuple(chosen)))
+    return out
 
 
 def draw_churn(
