@@ -49,6 +49,11 @@ class DecisionView:
     local_node_E: np.ndarray
     """int [E]: the task's local server (paper preset: its base station), -1 if none."""
 
+    task_size_E: np.ndarray | None = None
+    """float [E]: the pending task's size in the simulator's work unit (paper: workload
+    ``w_n`` in Gcycles; 0 where inactive), or ``None`` where the simulator does not say.
+    Drives per-size reports and size-aware heuristics."""
+
     @property
     def num_envs(self) -> int:
         """Number of environments ``E``."""
