@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -68,6 +68,12 @@ class PolicyResult:
     """Per-episode mean delays, in seed-major order (kept for plots and paired tests)."""
     tasks: int = 0
     """Number of tasks placed over all episodes."""
+    size_quintile_mean_s: list[float] | None = None
+    """Mean delay of the tasks in each task-size quintile, smallest fifth first (None when
+    the simulator does not report task sizes). Every policy sees the same tasks, so the
+    quintiles hold the same tasks for every policy."""
+    vs_greedy_ci95: tuple[float, float] | None = None
+    """Student-t 95% interval of the mean per-episode paired ratio to greedy (same seeds)."""
 
 
 @dataclass(frozen=True)
@@ -89,6 +95,8 @@ class EvaluationReport:
         for name, result in self.policies.items():
             entry = asdict(result)
             entry["ci95_s"] = list(result.ci95_s)
+        if result.vs_greedy_ci95 is not None:
+            entry["vs_greedy_ci95"] = list(result.vs_greedy_ci95)
             if not with_episodes:
                 entry.pop("episode_means_s")
             policies[name] = entry
@@ -112,29 +120,53 @@ def run_policy(
     *,
     policy_seed: int,
     progress: ProgressFn | None = None,
+    sizes_out: list[np.ndarray] | None = None,
 ) -> list[np.ndarray]:
-    """Run ``policy`` on one episode per entry of ``env_seeds``; return each episode's delays."""
+    """Run ``policy`` on one episode per entry of ``env_seeds``; return each episode's delays.
+
+    A policy with a ``bind(sim)`` method (a learned policy that reads simulator-specific
+    state, e.g. the paper agent's) gets each simulator before its episodes start. When
+    ``sizes_out`` is given and the simulator reports task sizes, each episode's task sizes
+    (aligned with its delays) are appended to it.
+    """
     delays: list[np.ndarray] = []
     for start in range(0, len(env_seeds), MAX_ENVS_PER_BATCH):
         batch = list(env_seeds[start:start + MAX_ENVS_PER_BATCH])
         sim = make_sim(len(batch))
+        bind = getattr(policy, "bind", None)
+        if callable(bind):
+            bind(sim)
         policy.reset(num_envs=sim.num_envs, num_nodes=sim.num_nodes,
                      seed=policy_seed + start)
         rows_TE: list[np.ndarray] = []
+        size_rows_TE: list[np.ndarray] = []
         view: DecisionView | None = sim.reset(batch)
         while view is not None:
             actions_E = policy.act(view)
+            if view.task_size_E is not None:
+                size_rows_TE.append(np.asarray(view.task_size_E, dtype=float))
             delay_E, view = sim.step(actions_E)
             rows_TE.append(delay_E)
             if progress is not None:
                 progress(int(np.count_nonzero(~np.isnan(delay_E))))
         delay_TE = np.stack(rows_TE) if rows_TE else np.empty((0, len(batch)))
         delays.extend(col[~np.isnan(col)] for col in delay_TE.T)
+        if sizes_out is not None and size_rows_TE and len(size_rows_TE) == len(rows_TE):
+            size_TE = np.stack(size_rows_TE)
+            sizes_out.extend(size_TE[~np.isnan(col), e] for e, col in enumerate(delay_TE.T))
     return delays
 
 
-def summarise(episode_delays: Sequence[np.ndarray]) -> PolicyResult:
-    """Mean with a 95% interval over episodes, and pooled percentiles."""
+def size_quintile_means(delays: np.ndarray, sizes: np.ndarray) -> list[float]:
+    """Mean delay per fifth of the tasks ordered by size (stable: ties keep task order)."""
+    order = np.argsort(sizes, kind="stable")
+    return [float(part.mean()) if part.size else math.nan
+            for part in np.array_split(delays[order], 5)]
+
+
+def summarise(episode_delays: Sequence[np.ndarray],
+              episode_sizes: Sequence[np.ndarray] | None = None) -> PolicyResult:
+    """Mean with a 95% interval over episodes, pooled percentiles, per-size-quintile means."""
     means_K = np.array([d.mean() if d.size else math.nan for d in episode_delays])
     means_K = means_K[~np.isnan(means_K)]
     if means_K.size == 0:
@@ -147,9 +179,16 @@ def summarise(episode_delays: Sequence[np.ndarray]) -> PolicyResult:
         half = math.nan
     pooled = np.concatenate([d for d in episode_delays if d.size])
     p50, p95, p99 = (float(v) for v in np.percentile(pooled, [50, 95, 99]))
+    quintiles = None
+    if episode_sizes is not None and len(episode_sizes) == len(episode_delays):
+        sizes = np.concatenate([s for s, d in zip(episode_sizes, episode_delays, strict=True)
+                                if d.size])
+        if sizes.shape == pooled.shape:
+            quintiles = size_quintile_means(pooled, sizes)
     return PolicyResult(mean_delay_s=mean, ci95_s=(mean - half, mean + half), p50_s=p50,
                         p95_s=p95, p99_s=p99, vs_greedy=None,
-                        episode_means_s=[float(m) for m in means_K], tasks=int(pooled.size))
+                        episode_means_s=[float(m) for m in means_K], tasks=int(pooled.size),
+                        size_quintile_mean_s=quintiles)
 
 
 def with_greedy_ratio(results: dict[str, PolicyResult]) -> dict[str, PolicyResult]:
@@ -157,18 +196,29 @@ def with_greedy_ratio(results: dict[str, PolicyResult]) -> dict[str, PolicyResul
     greedy = results.get("greedy")
     if greedy is None:
         return results
-    return {name: PolicyResult(**{**asdict(r), "ci95_s": r.ci95_s,
-                                  "vs_greedy": r.mean_delay_s / greedy.mean_delay_s})
-            for name, r in results.items()}
+    base_K = np.asarray(greedy.episode_means_s)
+    out: dict[str, PolicyResult] = {}
+    for name, r in results.items():
+        paired = None
+        own_K = np.asarray(r.episode_means_s)
+        if own_K.shape == base_K.shape and own_K.size > 1:
+            ratio_K = own_K / base_K
+            half = t_quantile_975(ratio_K.size - 1) * float(ratio_K.std(ddof=1)) / math.sqrt(
+                ratio_K.size)
+            paired = (float(ratio_K.mean() - half), float(ratio_K.mean() + half))
+        out[name] = PolicyResult(**{**asdict(r), "ci95_s": r.ci95_s,
+                                    "vs_greedy": r.mean_delay_s / greedy.mean_delay_s,
+                                    "vs_greedy_ci95": paired})
+    return out
 
 
-PAPER_ONLY = frozenset({"local"})
-"""Heuristics that need the paper's notion of a local server."""
+PAPER_ONLY = frozenset({"local", "size-greedy"})
+"""Heuristics that need the paper's notion of a local server or its task sizes."""
 
 CLUSTER_ONLY = frozenset({"spread"})
 """Heuristics that need resource requests (kube-scheduler's view); uniform on ``paper``."""
 
-HEURISTIC_ORDER = ("greedy", "least-queue", "capacity-weighted", "spread", "round-robin",
+HEURISTIC_ORDER = ("greedy", "size-greedy", "least-queue", "capacity-weighted", "spread", "round-robin",
                    "random", "local")
 """Default evaluation order: the reference (greedy) first, then roughly best to worst."""
 
@@ -186,8 +236,13 @@ def evaluate(
     seeds: Sequence[int] = DEFAULT_EVAL_SEEDS,
     episodes: int = 1,
     show_progress: bool = True,
+    custom: Mapping[str, Callable[[], SchedulingPolicy]] | None = None,
 ) -> EvaluationReport:
-    """Evaluate policies on a scenario preset name or YAML file; see the module docstring."""
+    """Evaluate policies on a scenario preset name or YAML file; see the module docstring.
+
+    ``custom`` maps extra policy names (e.g. checkpoint paths) to factories; the names in
+    ``policies`` are looked up there first, then among the heuristics.
+    """
     from tqdm import tqdm
 
     from ladts_policy.sim.scenario import load_scenario
@@ -201,16 +256,20 @@ def evaluate(
     unknown_here = [n for n in names if spec.kind != "paper" and n in PAPER_ONLY]
     if unknown_here:
         raise ValueError(f"policies {unknown_here} apply to the 'paper' scenario kind only")
-    built = {name: make_policy(name) for name in names}  # fail fast on unknown names
+    custom = custom or {}
+    built = {name: custom[name]() if name in custom else make_policy(name)
+             for name in names}  # fail fast on unknown names
     env_seeds = [episode_seed(s, e) for s in seeds for e in range(episodes)]
     results: dict[str, PolicyResult] = {}
     with tqdm(total=None, unit="dec", unit_scale=True, disable=not show_progress,
               desc=spec.name, dynamic_ncols=True) as bar:
         for index, (name, policy) in enumerate(built.items()):
             bar.set_postfix_str(name)
+            sizes: list[np.ndarray] = []
             delays = run_policy(spec.make_simulator, policy, env_seeds,
-                                policy_seed=EVAL_SEED_BASE + 7919 * index, progress=bar.update)
-            results[name] = summarise(delays)
+                                policy_seed=EVAL_SEED_BASE + 7919 * index, progress=bar.update,
+                                sizes_out=sizes)
+            results[name] = summarise(delays, sizes or None)
             if index == 0:
                 # Arrivals do not depend on the policy: every policy makes as many decisions.
                 bar.total = bar.n * len(built)
@@ -231,4 +290,14 @@ def format_table(report: EvaluationReport) -> str:
         ci = f"[{r.ci95_s[0]:.3f}, {r.ci95_s[1]:.3f}]"
         lines.append(f"{name:<18}{r.mean_delay_s:>10.3f}{ci:>24}{r.p50_s:>10.3f}"
                      f"{r.p95_s:>10.3f}{r.p99_s:>10.3f}{ratio:>11}")
+    quintiled = {n: r for n, r in report.policies.items() if r.size_quintile_mean_s}
+    if quintiled:
+        lines.append("")
+        lines.append("mean delay (s) by task-size quintile, smallest fifth first; paired "
+                     "ratio to greedy with 95% interval")
+        for name, r in quintiled.items():
+            q = "".join(f"{v:>8.3f}" for v in r.size_quintile_mean_s or [])
+            paired = ("" if r.vs_greedy_ci95 is None else
+                      f"   [{r.vs_greedy_ci95[0]:.3f}, {r.vs_greedy_ci95[1]:.3f}]")
+            lines.append(f"{name:<18}{q}{paired}")
     return "\n".join(lines)

@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import functools
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ladts_policy.baselines import SchedulingPolicy
 
 
 def _csv(value: str) -> list[str]:
@@ -34,7 +40,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scenario", required=True,
                         help="preset name (see `ladts scenarios`) or a scenario YAML file")
     parser.add_argument("--policies", type=_csv, default=None,
-                        help="comma-separated policy names (default: all that apply)")
+                        help="comma-separated policy names or trained checkpoints (a path "
+                             "such as runs/x/final.pt; needs the train extra) (default: all "
+                             "heuristics that apply)")
     parser.add_argument("--seeds", type=_seeds, default=list(DEFAULT_EVAL_SEEDS),
                         help="held-out seeds, list or range (default: %(default)s)")
     parser.add_argument("--episodes", type=int, default=1,
@@ -46,12 +54,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
+def _checkpoint_factories(names: list[str]) -> dict[str, Callable[[], SchedulingPolicy]]:
+    """Loaders for the ``--policies`` entries that are checkpoint paths (torch imported here)."""
+    paths = [n for n in names if n.endswith(".pt") or "/" in n or Path(n).is_file()]
+    if not paths:
+        return {}
+    try:
+        from ladts_policy.train.eval_policy import CheckpointPolicy
+    except ImportError as err:
+        raise ValueError(f"evaluating checkpoints needs torch: pip install 'ladts[train]' "
+                         f"({err})") from err
+    return {p: functools.partial(CheckpointPolicy, Path(p)) for p in paths}
+
+
 def run(args: argparse.Namespace) -> int:
     """Evaluate, print the table, write the requested files."""
     from ladts_policy.evaluate import evaluate, format_table
 
     report = evaluate(args.scenario, policies=args.policies, seeds=args.seeds,
-                      episodes=args.episodes, show_progress=not args.no_progress)
+                      episodes=args.episodes, show_progress=not args.no_progress,
+                      custom=_checkpoint_factories(args.policies or []))
     print(format_table(report))
     if args.json is not None:
         report.write_json(args.json)
