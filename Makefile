@@ -10,7 +10,7 @@ $(BIN)/python:
 	$(BIN)/pip install --quiet --upgrade pip
 
 setup: $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,train]'
 
 demo: setup
 	$(BIN)/ladts demo
@@ -33,6 +33,7 @@ figures: setup
 # Speed figures at a small size, so the scripts cannot rot (full-size runs: README, docs/).
 bench: setup e2e-binaries
 	$(BIN)/python benchmarks/sim_throughput.py --episodes 2
+	$(BIN)/python benchmarks/train_speed.py --episodes 2 --lanes 2
 	$(BIN)/python -m e2e.bench.default_scheduler --scenario k8s-edge --horizon-s 120 \
 		--time-scale 20 --seed 0 --out runs/bench/ci
 

@@ -142,9 +142,10 @@ class GreedyPolicy(_RandomizedPolicy):
         return _argmin_random_ties(view.expected_delay_EN, view.node_mask_EN, self.rng)
 
 
-SIZE_GREEDY_WEIGHT = 1.0
+SIZE_GREEDY_WEIGHT = 24.0
 """Default ``W`` of ``size-greedy`` (seconds), tuned on training seeds only by
-``benchmarks/tune_size_greedy.py`` (docs/results.md)."""
+``benchmarks/tune_size_greedy.py --seeds 0-3 --weights 12,16,20,24,28,32,40`` (best
+mean delay on training seeds 0..3; docs/results.md)."""
 
 
 class SizeAwareGreedyPolicy(_RandomizedPolicy):

@@ -95,8 +95,8 @@ class EvaluationReport:
         for name, result in self.policies.items():
             entry = asdict(result)
             entry["ci95_s"] = list(result.ci95_s)
-        if result.vs_greedy_ci95 is not None:
-            entry["vs_greedy_ci95"] = list(result.vs_greedy_ci95)
+            if result.vs_greedy_ci95 is not None:
+                entry["vs_greedy_ci95"] = list(result.vs_greedy_ci95)
             if not with_episodes:
                 entry.pop("episode_means_s")
             policies[name] = entry
@@ -218,8 +218,8 @@ PAPER_ONLY = frozenset({"local", "size-greedy"})
 CLUSTER_ONLY = frozenset({"spread"})
 """Heuristics that need resource requests (kube-scheduler's view); uniform on ``paper``."""
 
-HEURISTIC_ORDER = ("greedy", "size-greedy", "least-queue", "capacity-weighted", "spread", "round-robin",
-                   "random", "local")
+HEURISTIC_ORDER = ("greedy", "size-greedy", "least-queue", "capacity-weighted", "spread",
+                   "round-robin", "random", "local")
 """Default evaluation order: the reference (greedy) first, then roughly best to worst."""
 
 

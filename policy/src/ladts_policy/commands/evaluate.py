@@ -41,8 +41,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="preset name (see `ladts scenarios`) or a scenario YAML file")
     parser.add_argument("--policies", type=_csv, default=None,
                         help="comma-separated policy names or trained checkpoints (a path "
-                             "such as runs/x/final.pt; needs the train extra) (default: all "
-                             "heuristics that apply)")
+                             "such as runs/x/final.pt: argmax actions; add @sample to sample "
+                             "them; needs the train extra) (default: all heuristics that "
+                             "apply)")
     parser.add_argument("--seeds", type=_seeds, default=list(DEFAULT_EVAL_SEEDS),
                         help="held-out seeds, list or range (default: %(default)s)")
     parser.add_argument("--episodes", type=int, default=1,
@@ -56,15 +57,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _checkpoint_factories(names: list[str]) -> dict[str, Callable[[], SchedulingPolicy]]:
     """Loaders for the ``--policies`` entries that are checkpoint paths (torch imported here)."""
-    paths = [n for n in names if n.endswith(".pt") or "/" in n or Path(n).is_file()]
+    paths = [n for n in names if n.endswith((".pt", "@sample")) or "/" in n
+             or Path(n).is_file()]
     if not paths:
         return {}
     try:
-        from ladts_policy.train.eval_policy import CheckpointPolicy
+        from ladts_policy.train.eval_policy import SAMPLE_SUFFIX, CheckpointPolicy
     except ImportError as err:
         raise ValueError(f"evaluating checkpoints needs torch: pip install 'ladts[train]' "
                          f"({err})") from err
-    return {p: functools.partial(CheckpointPolicy, Path(p)) for p in paths}
+    return {p: functools.partial(CheckpointPolicy, Path(p.removesuffix(SAMPLE_SUFFIX)),
+                                 sample=p.endswith(SAMPLE_SUFFIX)) for p in paths}
 
 
 def run(args: argparse.Namespace) -> int:

@@ -65,7 +65,8 @@ class DiscreteSAC:
         self.log_alpha_A = torch.full((a,), float(torch.tensor(config.alpha_init).log()),
                                       device=device, requires_grad=True)
         self.actor_opt = torch.optim.Adam(policy.parameters(), lr=config.actor_lr, fused=True)
-        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=config.critic_lr, fused=True)
+        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=config.critic_lr,
+                                           fused=True)
         self.alpha_opt = torch.optim.Adam([self.log_alpha_A], lr=config.alpha_lr, fused=True)
 
     def update(self, batch: Batch) -> dict[str, float]:
@@ -107,17 +108,21 @@ class DiscreteSAC:
         self.alpha_opt.step()
 
         with torch.no_grad():
-            target = list(self.critic_target.parameters())
-            torch._foreach_lerp_(target, list(self.critic.parameters()), cfg.tau)
+            target: list[torch.Tensor] = list(self.critic_target.parameters())
+            source: list[torch.Tensor] = list(self.critic.parameters())
+            torch._foreach_lerp_(target, source, cfg.tau)
         agents = self.policy.agents
-        return {"critic_loss": critic_loss.item() / agents, "actor_loss": actor_loss.item() / agents,
+        return {"critic_loss": critic_loss.item() / agents,
+                "actor_loss": actor_loss.item() / agents,
                 "alpha": float(alpha_A1.mean()), "entropy": float(entropy_AM.detach().mean())}
 
     def state_dict(self) -> dict[str, object]:
         """Critics, targets, α and the three optimisers."""
-        return {"critic": self.critic.state_dict(), "critic_target": self.critic_target.state_dict(),
+        return {"critic": self.critic.state_dict(),
+                "critic_target": self.critic_target.state_dict(),
                 "log_alpha": self.log_alpha_A.detach().clone(),
-                "actor_opt": self.actor_opt.state_dict(), "critic_opt": self.critic_opt.state_dict(),
+                "actor_opt": self.actor_opt.state_dict(),
+                "critic_opt": self.critic_opt.state_dict(),
                 "alpha_opt": self.alpha_opt.state_dict()}
 
     def load_state_dict(self, state: dict[str, object]) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import inspect
+import itertools
 from dataclasses import dataclass
 from typing import Any
 
@@ -117,7 +118,8 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if self.algo not in ALGORITHMS:
-            raise ValueError(f"unknown algorithm {self.algo!r}; choose from {', '.join(ALGORITHMS)}")
+            raise ValueError(f"unknown algorithm {self.algo!r}; "
+                             f"choose from {', '.join(ALGORITHMS)}")
         if self.state not in STATES:
             raise ValueError(f"unknown state {self.state!r}; choose from {', '.join(STATES)}")
         if not 0 <= self.seed < 10_000:
@@ -152,7 +154,7 @@ def field_docs(cls: type = TrainConfig) -> dict[str, str]:
     tree = ast.parse(inspect.getsource(cls))
     body = tree.body[0].body  # type: ignore[attr-defined]
     docs: dict[str, str] = {}
-    for node, after in zip(body, body[1:], strict=False):
+    for node, after in itertools.pairwise(body):
         if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
                 and isinstance(after, ast.Expr) and isinstance(after.value, ast.Constant)
                 and isinstance(after.value.value, str)):

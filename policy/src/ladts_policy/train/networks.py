@@ -44,7 +44,8 @@ class BatchedMLP(nn.Module):
         """[A, M, in] -> [A, M, out]."""
         for layer in self.layers[:-1]:
             x_AMI = torch.relu(layer(x_AMI))
-        return self.layers[-1](x_AMI)
+        out: torch.Tensor = self.layers[-1](x_AMI)
+        return out
 
 
 def vp_betas(steps: int, beta_min: float, beta_max: float) -> torch.Tensor:
@@ -114,7 +115,8 @@ class DiffusionActor(nn.Module):
         # The first layer on [x, emb(i), s] is split by input block (the same affine map):
         # the state and step terms are computed once per chain, not once per step.
         w_AIO: torch.Tensor = first.weight_AIO  # type: ignore[assignment]
-        base_AMH = torch.baddbmm(first.bias_A1O, state_AMF, w_AIO[:, n + t:])
+        b_A1O: torch.Tensor = first.bias_A1O  # type: ignore[assignment]
+        base_AMH = torch.baddbmm(b_A1O, state_AMF, w_AIO[:, n + t:])
         step_AIH = torch.matmul(time_IT, w_AIO[:, n:n + t])
         noise = torch.randn((max(self.steps - 1, 1), *x_start_AMN.shape),
                             device=x_start_AMN.device, dtype=x_start_AMN.dtype)

@@ -1,12 +1,13 @@
-"""The agent state of the ``paper`` preset as network input (numpy; shared by training and
-evaluation so both scale it the same way)."""
+"""The agent state of the ``paper`` preset as network input.
+
+Numpy only, shared by training and evaluation so both scale it the same way.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
 from ladts_policy.sim.paper import PaperConstants
-
 
 INPUT_SCALE_MBIT = 5.0
 """Input sizes are divided by this (the published upper bound of ``d_n``)."""
