@@ -36,8 +36,17 @@ seed; greedy = Opt-TS). reference/ladts-paper.md §4.1."""
 PAPER_CONVERGENCE = {"lad-ts": 60, "d2sac": 150, "sac": 200, "dqn": 300}
 """Convergence episodes the ToN-era README figure marks (reference/ladts-paper.md §4.1)."""
 
+SAMPLE = "@sample"
+MODES = ("", SAMPLE)
+"""Each checkpoint is evaluated with argmax actions and with sampled actions."""
+
 LABELS = {"lad-ts": "LAD-TS", "d2sac": "D2SAC-TS", "sac": "SAC-TS", "dqn": "DQN-TS"}
 BEGIN, END = "<!-- BEGIN GENERATED: benchmarks/paper_results.py -->", "<!-- END GENERATED -->"
+
+
+def modes(group: str) -> tuple[str, ...]:
+    """Evaluation modes of a trained group: DQN's policy is deterministic, argmax only."""
+    return ("",) if group.startswith("dqn") else MODES
 
 
 def convergence_episode(delays: np.ndarray, window: int = 5, tol: float = 0.05) -> int | None:
@@ -125,10 +134,13 @@ def main(argv: list[str] | None = None) -> int:
                        else f"size-greedy:{args.size_greedy_weight:g}")
         heuristics = ["greedy", size_greedy, "least-queue", "capacity-weighted",
                       "round-robin", "random", "local"]
-        ckpts = [str(run / "final.pt") for runs in groups.values() for run in runs]
-        custom = {p: (lambda p=p: CheckpointPolicy(Path(p))) for p in ckpts}
+        ckpts = [str(run / "final.pt") + mode for name, runs in groups.items() for run in runs
+                 for mode in modes(name)]
+        custom = {p: (lambda p=p: CheckpointPolicy(Path(p.removesuffix(SAMPLE)),
+                                                   sample=p.endswith(SAMPLE))) for p in ckpts}
         report: EvaluationReport = evaluate("paper", policies=heuristics + ckpts,
-                                            seeds=eval_seeds, custom=custom)
+                                            seeds=eval_seeds, custom=custom,
+                                            show_progress=False)
         doc = report.to_json_dict(with_episodes=True)
         report_path.write_text(json.dumps(doc, indent=2) + "\n")
     policies = doc["policies"]
@@ -158,8 +170,8 @@ def summaries(doc: dict, groups: dict[str, list[Path]], curves: dict[str, list[n
     """Per algorithm: mean over training seeds of each checkpoint's held-out figures."""
     policies = doc["policies"]
     out: dict[str, dict[str, object]] = {}
-    for name, runs in groups.items():
-        entries = [policies[str(r / "final.pt")] for r in runs]
+    for (name, runs), mode in ((g, m) for g in groups.items() for m in modes(g[0])):
+        entries = [policies[str(r / "final.pt") + mode] for r in runs]
         means = np.array([e["mean_delay_s"] for e in entries])
         ratios = np.array([e["vs_greedy"] for e in entries])
         half = (t_quantile_975(len(means) - 1) * means.std(ddof=1) / math.sqrt(len(means))
@@ -167,7 +179,8 @@ def summaries(doc: dict, groups: dict[str, list[Path]], curves: dict[str, list[n
         rhalf = (t_quantile_975(len(ratios) - 1) * ratios.std(ddof=1) / math.sqrt(len(ratios))
                  if len(ratios) > 1 else math.nan)
         conv = [convergence_episode(c) for c in curves[name]]
-        out[name] = {
+        out[name + mode] = {
+            "algorithm": name, "actions": "sampled" if mode else "argmax",
             "training_seeds": len(runs),
             "mean_delay_s": float(means.mean()), "ci95_over_seeds_s": float(half),
             "vs_greedy": float(ratios.mean()), "vs_greedy_ci95_over_seeds": float(rhalf),
@@ -207,7 +220,7 @@ def render(doc: dict, groups: dict[str, list[Path]], curves: dict[str, list[np.n
         "|---|---|---|---|---|---|---|---|",
     ]
     for name, entry in policies.items():
-        if name.endswith("final.pt"):
+        if name.endswith(("final.pt", SAMPLE)):
             continue
         q = " / ".join(f"{v:.2f}" for v in entry["size_quintile_mean_s"])
         rci = entry.get("vs_greedy_ci95") or [math.nan, math.nan]
@@ -217,10 +230,11 @@ def render(doc: dict, groups: dict[str, list[Path]], curves: dict[str, list[np.n
             f"{entry['ci95_s'][1]:.3f}] | {entry['vs_greedy']:.3f} [{rci[0]:.3f}, {rci[1]:.3f}]"
             f" | {entry['p50_s']:.2f} | {entry['p95_s']:.2f} | {entry['p99_s']:.2f} | {q} | "
             f"{'' if rep is None else f'{rep:.2f} (Opt-TS)'} |")
-    for name, summary in s.items():
+    for summary in s.values():
         q = " / ".join(f"{v:.2f}" for v in summary["size_quintile_mean_s"])  # type: ignore[union-attr]
-        rep = PAPER_REPORTED.get(name)
-        label = LABELS.get(name, name)
+        algo = str(summary["algorithm"])
+        rep = PAPER_REPORTED.get(algo)
+        label = f"{LABELS.get(algo, algo)}, {summary['actions']}"
         lines.append(
             f"| **{label}** ({summary['training_seeds']} seeds) | "
             f"{summary['mean_delay_s']:.3f} ± {summary['ci95_over_seeds_s']:.3f} | "
@@ -231,10 +245,12 @@ def render(doc: dict, groups: dict[str, list[Path]], curves: dict[str, list[np.n
               "95% Student-t half-width across training seeds; percentiles and quintiles "
               "averaged over seeds. Heuristic rows: 95% interval across the held-out episodes; "
               "the paired ratio interval uses per-episode ratios to greedy.", "",
-              "| algorithm | held-out mean per training seed (s) | last-10 training-episode "
-              "mean (sampled actions, s) | episodes to convergence per seed | paper's | "
+              "| algorithm | held-out mean per training seed, argmax (s) | last-10 "
+              "training-episode mean (sampled actions, s) | episodes to convergence per seed | paper's | "
               "training wall-clock per run (s) |", "|---|---|---|---|---|---|"]
     for name, summary in s.items():
+        if name.endswith(SAMPLE):
+            continue
         per_seed = ", ".join(f"{v:.2f}" for v in summary["per_seed_mean_delay_s"])  # type: ignore[union-attr]
         conv = ", ".join("—" if c is None else str(c)
                          for c in summary["convergence_episodes"])  # type: ignore[union-attr]
