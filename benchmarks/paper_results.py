@@ -246,8 +246,8 @@ def render(doc: dict, groups: dict[str, list[Path]], curves: dict[str, list[np.n
               "averaged over seeds. Heuristic rows: 95% interval across the held-out episodes; "
               "the paired ratio interval uses per-episode ratios to greedy.", "",
               "| algorithm | held-out mean per training seed, argmax (s) | last-10 "
-              "training-episode mean (sampled actions, s) | episodes to convergence per seed | paper's | "
-              "training wall-clock per run (s) |", "|---|---|---|---|---|---|"]
+              "training-episode mean (sampled actions, s) | episodes to convergence per seed "
+              "| paper's | training wall-clock per run (s) |", "|---|---|---|---|---|---|"]
     for name, summary in s.items():
         if name.endswith(SAMPLE):
             continue
