@@ -94,6 +94,34 @@ def test_checkpoint_policy_plays_argmax_of_its_network(small, tmp_path):
         assert policy.act(view)[env] == int(logits[bs_E[env], 0].argmax())
 
 
+def test_extended_state_sees_the_work_already_sent_this_slot(small, tmp_path):
+    """The extended agent's Q̃ features equal the simulator's own Q̃ at each decision."""
+    trainer = Trainer(_config(small, "sac", state="extended", episodes=2), tmp_path / "x",
+                      show_progress=False)
+    path = trainer.run()
+    assert trainer.state_dim == 2 + 2 * 4
+    policy = CheckpointPolicy(path)
+    sim = PaperSimulator(PaperConfig(num_nodes=4, num_slots=6, max_tasks=8), num_envs=1)
+    policy.bind(sim)
+    policy.reset(num_envs=1, num_nodes=4, seed=0)
+    seen: list[np.ndarray] = []
+    original = policy.policy.probs
+
+    def spy(state_AMF, stored_AMN):
+        seen.append(state_AMF[0, 0, -4:].numpy().copy())
+        return original(state_AMF, stored_AMN)
+
+    policy.policy.probs = spy  # type: ignore[method-assign]
+    view = sim.reset([10000])
+    for _ in range(30):
+        expected = sim.in_slot_EN[0] / (sim.constants.capacity_N * 10.0)
+        view_next = sim.step(policy.act(view))[1]
+        np.testing.assert_allclose(seen[-1], expected, rtol=1e-6)
+        assert view_next is not None
+        view = view_next
+    assert any(v.any() for v in seen), "Q̃ never became non-zero"
+
+
 def test_same_seed_same_policy_and_resume_is_exact(small, tmp_path):
     a = Trainer(_config(small, "lad-ts"), tmp_path / "a", show_progress=False).run()
     b = Trainer(_config(small, "lad-ts"), tmp_path / "b", show_progress=False).run()

@@ -79,11 +79,33 @@ class CheckpointPolicy:
         if sim is None:
             raise RuntimeError(f"{self.name}: bind(sim) must be called before act()")
         slot_E, bs_E, pos_E = sim.decision_key()
+        if self.config.state == "extended":
+            return self._act_now(sim, slot_E, bs_E, pos_E)
         stale_I = np.flatnonzero(view.active_E & (slot_E != self._slot_E))
         if stale_I.size:
             self._plan(sim, stale_I, slot_E[stale_I])
             self._slot_E[stale_I] = slot_E[stale_I]
         return np.asarray(self._action_EBK[np.arange(slot_E.size), bs_E, pos_E])
+
+    def _act_now(self, sim: PaperSimulator, slot_E: np.ndarray, bs_E: np.ndarray,
+                 pos_E: np.ndarray) -> np.ndarray:
+        """Extended state: ``Q̃`` changes with every decision, so decide task by task."""
+        raw_EF = sim.paper_state()
+        state_EF = paper_features(raw_EF[:, 0], raw_EF[:, 1], raw_EF[:, 2:].astype(np.float64),
+                                  sim.constants, self.config.state_scale_s,
+                                  in_slot_MN=sim.in_slot_EN)
+        t = self.latent_TBKN.shape[0]
+        stored_EN = self.latent_TBKN[np.minimum(slot_E, t - 1), bs_E, pos_E]
+        a, e = self.num_nodes, state_EF.shape[0]
+        state_AEF = torch.from_numpy(state_EF)[None].expand(a, e, -1).contiguous()
+        probs_AEN = self.policy.probs(state_AEF, stored_EN[None].expand(a, e, -1).contiguous())
+        probs_EN = probs_AEN[torch.from_numpy(bs_E), torch.arange(e)]
+        if self.sample:
+            u = torch.rand(e, 1)
+            chosen = (torch.cumsum(probs_EN, -1) < u).sum(-1).clamp_(max=a - 1)
+        else:
+            chosen = probs_EN.argmax(-1)
+        return np.asarray(chosen.numpy(), dtype=np.int64)
 
     def _plan(self, sim: PaperSimulator, env_I: np.ndarray, slot_I: np.ndarray) -> None:
         """Argmax actions of every task of the current slot of environments ``env_I``."""

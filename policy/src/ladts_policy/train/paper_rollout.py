@@ -33,7 +33,8 @@ class SlotObservation:
 class PaperSlotRollout:
     """``E`` lanes of the paper simulator, observed and stepped one slot at a time."""
 
-    def __init__(self, config: PaperConfig, lanes: int, *, scale_s: float) -> None:
+    def __init__(self, config: PaperConfig, lanes: int, *, scale_s: float,
+                 state: str = "paper") -> None:
         self.sim = PaperSimulator(config, num_envs=lanes)
         self.constants = self.sim.constants
         self.scale_s = scale_s
@@ -42,7 +43,8 @@ class PaperSlotRollout:
         self.num_actions = config.num_nodes
         self.max_tasks = config.max_tasks
         self.decision_slots = config.num_slots - 1
-        self.state_dim = state_width(config.num_nodes, "paper")
+        self.state_kind = state
+        self.state_dim = state_width(config.num_nodes, state)
         self._slot = 0
         self._done = True
 
@@ -63,8 +65,14 @@ class PaperSlotRollout:
         state = paper_features(input_EBK.reshape(-1), work_EBK.reshape(-1),
                                backlog_EBKN.reshape(-1, b), self.constants, self.scale_s)
         state_EBKF = state.reshape(e, b, k, -1)
+        if self.state_kind == "extended":  # the Q̃ block is filled decision by decision
+            state_EBKF = np.concatenate([state_EBKF, np.zeros((e, b, k, b), np.float32)], -1)
         state_EBKF[~mask_EBK] = 0.0
         return SlotObservation(self._slot, state_EBKF, mask_EBK)
+
+    def in_slot_features(self, in_slot_EN: np.ndarray) -> np.ndarray:
+        """The scaled ``Q̃`` block of the extended state, float32 [E, B]."""
+        return (in_slot_EN / (self.constants.capacity_N * self.scale_s)).astype(np.float32)
 
     def step(self, action_EBK: np.ndarray) -> np.ndarray:
         """Place the slot; return the service delays [E, B, K] (NaN where no task)."""

@@ -24,7 +24,8 @@ from ladts_policy.sim.paper import PaperConfig
 from ladts_policy.train import checkpoint
 from ladts_policy.train.algorithms import Algorithm, make_algorithm
 from ladts_policy.train.config import TrainConfig
-from ladts_policy.train.paper_rollout import PaperSlotRollout
+from ladts_policy.train.paper_features import state_width
+from ladts_policy.train.paper_rollout import PaperSlotRollout, SlotObservation
 from ladts_policy.train.policies import AgentPolicy
 
 LOG_FIELDS = ("episode", "lane", "mean_delay_s", "tasks", "updates", "alpha", "entropy",
@@ -88,9 +89,6 @@ class Trainer:
 
     def __init__(self, config: TrainConfig, out_dir: Path, *, resume: bool = False,
                  show_progress: bool = True) -> None:
-        if config.state != "paper":
-            raise ValueError("state 'extended' is not implemented by this trainer yet "
-                             "(docs/training.md)")
         self.out_dir = out_dir
         self.show_progress = show_progress
         self.paper = paper_config_for(config.scenario)
@@ -109,7 +107,7 @@ class Trainer:
         self.config = config
         torch.manual_seed(config.seed)
         b = self.paper.num_nodes
-        self.state_dim = 2 + b
+        self.state_dim = state_width(b, config.state)
         self.policy = AgentPolicy(config, b, self.state_dim, b).to(self.device)
         self.algo: Algorithm = make_algorithm(self.policy, config)
         from ladts_policy.train.buffer import AgentReplay
@@ -209,7 +207,7 @@ class Trainer:
     def _play_round(self, lanes: int, bar: Any) -> RoundStats:
         cfg = self.config
         dev = self.device
-        env = PaperSlotRollout(self.paper, lanes, scale_s=cfg.state_scale_s)
+        env = PaperSlotRollout(self.paper, lanes, scale_s=cfg.state_scale_s, state=cfg.state)
         env.reset([episode_seed(cfg.seed, self.episodes_done + j) for j in range(lanes)])
         stats = RoundStats(np.zeros(lanes), np.zeros(lanes, dtype=np.int64))
         b, k, f, n = env.agents, env.max_tasks, env.state_dim, env.num_actions
@@ -219,10 +217,15 @@ class Trainer:
             state_BEKF = torch.from_numpy(obs.state_EBKF.transpose(1, 0, 2, 3).copy()).to(dev)
             stored_EBKN = self.latent_LTBKN[:lanes, obs.slot]
             stored_BEKN = torch.from_numpy(stored_EBKN.transpose(1, 0, 2, 3).copy()).to(dev)
-            action_BM, probs_BMN = self.policy.act(
-                state_BEKF.reshape(b, lanes * k, f), stored_BEKN.reshape(b, lanes * k, n),
-                greedy=False, epsilon=epsilon)
-            action_BEK = action_BM.reshape(b, lanes, k)
+            if cfg.state == "extended":
+                action_BEK, probs_BEKN = self._act_in_order(env, obs, state_BEKF, stored_BEKN,
+                                                            epsilon)
+                probs_BMN = probs_BEKN.reshape(b, lanes * k, n)
+            else:
+                action_BM, probs_BMN = self.policy.act(
+                    state_BEKF.reshape(b, lanes * k, f), stored_BEKN.reshape(b, lanes * k, n),
+                    greedy=False, epsilon=epsilon)
+                action_BEK = action_BM.reshape(b, lanes, k)
             if self.policy.uses_latent:
                 probs_EBKN = probs_BMN.reshape(b, lanes, k, n).permute(1, 0, 2, 3).cpu().numpy()
                 np.copyto(stored_EBKN, probs_EBKN, where=obs.mask_EBK[..., None])
@@ -242,6 +245,40 @@ class Trainer:
             bar.set_postfix(delay=f"{stats.delay_sum_E.sum() / done_tasks:.3f}s",
                             slot=obs.slot, refresh=False)
         return stats
+
+    def _act_in_order(self, env: PaperSlotRollout, obs: SlotObservation,
+                      state_BEKF: torch.Tensor, stored_BEKN: torch.Tensor, epsilon: float
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Extended state: decide the slot task by task in the published order (BS 0..B−1,
+        each in task order), each decision seeing ``Q̃``, the work already sent this slot.
+
+        Fills the ``Q̃`` block of ``state_BEKF`` in place; returns actions [B, E, K] and
+        action probabilities [B, E, K, N]. Every agent's network runs on every row and the
+        deciding agent's row is kept (tiny networks: one call is cheaper than slicing).
+        """
+        b, e, k, _ = state_BEKF.shape
+        n = stored_BEKN.shape[-1]
+        work_K = env.constants.workload_K
+        in_slot_EN = np.zeros((e, n))
+        action_BEK = torch.zeros(b, e, k, dtype=torch.int64, device=state_BEKF.device)
+        probs_BEKN = torch.zeros(b, e, k, n, device=state_BEKF.device)
+        lanes_E = np.arange(e)
+        for bs in range(b):
+            count_E = obs.mask_EBK[:, bs].sum(axis=1)
+            for pos in range(int(count_E.max())):
+                live_E = pos < count_E
+                feats = torch.from_numpy(env.in_slot_features(in_slot_EN)).to(state_BEKF.device)
+                state_BEKF[bs, :, pos, -n:] = torch.where(
+                    torch.from_numpy(live_E)[:, None].to(feats.device), feats, 0.0)
+                rows_AEF = state_BEKF[bs, :, pos][None].expand(b, e, -1)
+                act_AE, probs_AEN = self.policy.act(
+                    rows_AEF, stored_BEKN[bs, :, pos][None].expand(b, e, -1).contiguous(),
+                    greedy=False, epsilon=epsilon)
+                action_BEK[bs, :, pos] = act_AE[bs]
+                probs_BEKN[bs, :, pos] = probs_AEN[bs]
+                chosen_E = act_AE[bs].cpu().numpy()
+                in_slot_EN[lanes_E[live_E], chosen_E[live_E]] += work_K[pos]
+        return action_BEK, probs_BEKN
 
     def _store(self, state_BEKF: torch.Tensor, action_BEK: torch.Tensor,
                start_BEKN: torch.Tensor, reward_BEK: torch.Tensor, mask_BEK: torch.Tensor,
