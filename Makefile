@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test lint unit e2e-binaries e2e bench figures clean
+.PHONY: setup demo test lint unit e2e-binaries e2e bench figures paper-results clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,11 @@ figures: setup
 		--json docs/results/paper.json --plot docs/results/paper.png
 	$(BIN)/ladts evaluate --scenario k8s-edge --episodes 4 --no-progress \
 		--json docs/results/k8s-edge.json --plot docs/results/k8s-edge.png
+
+# The trained-policy table, learning curves and summaries in docs/results.md (long: trains
+# every algorithm on several seeds; resumes where it stopped, outputs in runs/paper-results).
+paper-results: setup
+	$(BIN)/python benchmarks/paper_results.py --seeds 5 --episodes 60
 
 # Speed figures at a small size, so the scripts cannot rot (full-size runs: README, docs/).
 bench: setup e2e-binaries

@@ -104,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variant", action="append", default=[], metavar="NAME=ARGS",
                         help="an extra trained variant, e.g. 'lad-ts-eps-softmax=--algo "
                              "lad-ts --eps-softmax' (trained on the same seeds)")
+    parser.add_argument("--variant-seeds", type=int, default=None,
+                        help="training seeds of the variants (default: --seeds)")
     args = parser.parse_args(argv)
     algos = args.algos.split(",")
     seeds = list(range(args.seeds))
@@ -112,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     for spec in args.variant:
         name, _, rest = spec.partition("=")
         variants[name] = rest.split()
-        for seed in seeds:
+        for seed in range(args.seeds if args.variant_seeds is None else args.variant_seeds):
             out = args.runs / f"{name}-s{seed}"
             if not (out / "final.pt").exists():
                 from ladts_policy.cli import main as ladts
@@ -120,7 +122,9 @@ def main(argv: list[str] | None = None) -> int:
                 if ladts(["train", *variants[name], "--seed", str(seed), "--episodes",
                           str(args.episodes), "--out", str(out), "--no-progress"]) != 0:
                     raise SystemExit(f"training failed: {name} seed {seed}")
-    groups = {a: [args.runs / f"{a}-s{s}" for s in seeds] for a in [*algos, *variants]}
+    groups = {a: [args.runs / f"{a}-s{s}" for s in seeds] for a in algos}
+    v_seeds = range(args.seeds if args.variant_seeds is None else args.variant_seeds)
+    groups.update({v: [args.runs / f"{v}-s{s}" for s in v_seeds] for v in variants})
 
     lo, hi = (int(v) for v in args.eval_seeds.split("-"))
     eval_seeds = list(range(lo, hi + 1))
