@@ -249,10 +249,10 @@ class Trainer:
     def _act_in_order(self, env: PaperSlotRollout, obs: SlotObservation,
                       state_BEKF: torch.Tensor, stored_BEKN: torch.Tensor, epsilon: float
                       ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Extended state: decide the slot task by task in the published order (BS 0..B−1,
-        each in task order), each decision seeing ``Q̃``, the work already sent this slot.
+        """Extended state: decide the slot task by task, each decision seeing ``Q̃``.
 
-        Fills the ``Q̃`` block of ``state_BEKF`` in place; returns actions [B, E, K] and
+        ``Q̃`` is the work already sent this slot; the order is the published one (BS
+        0..B−1, each in task order). Fills the ``Q̃`` block of ``state_BEKF`` in place; returns actions [B, E, K] and
         action probabilities [B, E, K, N]. Every agent's network runs on every row and the
         deciding agent's row is kept (tiny networks: one call is cheaper than slicing).
         """
