@@ -253,8 +253,9 @@ class Trainer:
 
         ``Q̃`` is the work already sent this slot; the order is the published one (BS
         0..B−1, each in task order). Fills the ``Q̃`` block of ``state_BEKF`` in place;
-        returns actions [B, E, K] and action probabilities [B, E, K, N]. Every agent's network runs on every row and the
-        deciding agent's row is kept (tiny networks: one call is cheaper than slicing).
+        returns actions [B, E, K] and action probabilities [B, E, K, N]. Every agent's
+        network runs on every row and the deciding agent's row is kept (tiny networks: one
+        call is cheaper than slicing).
         """
         b, e, k, _ = state_BEKF.shape
         n = stored_BEKN.shape[-1]
