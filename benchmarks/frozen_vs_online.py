@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import sys
 from pathlib import Path
 
@@ -41,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         seeds = [episode_seed(policy.config.seed, int(r["episode"])) for r in rows]
         frozen = []
         for sample in (True, False):
-            delays = run_policy(lambda n: PaperSimulator(config, n),
+            delays = run_policy(functools.partial(PaperSimulator, config),
                                 CheckpointPolicy(run / "final.pt", sample=sample), seeds,
                                 policy_seed=1)
             if any(d.size == 0 for d in delays):
