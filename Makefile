@@ -33,7 +33,8 @@ figures: setup
 # The trained-policy table, learning curves and summaries in docs/results.md (long: trains
 # every algorithm on several seeds; resumes where it stopped, outputs in runs/paper-results).
 paper-results: setup
-	$(BIN)/python benchmarks/paper_results.py --seeds 5 --episodes 60
+	$(BIN)/python benchmarks/paper_results.py --seeds 5 --episodes 60 \
+		--variant 'lad-ts-extended=--algo lad-ts --state extended --lanes 20' --variant-seeds 1
 
 # Speed figures at a small size, so the scripts cannot rot (full-size runs: README, docs/).
 bench: setup e2e-binaries

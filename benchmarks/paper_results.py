@@ -40,7 +40,8 @@ SAMPLE = "@sample"
 MODES = ("", SAMPLE)
 """Each checkpoint is evaluated with argmax actions and with sampled actions."""
 
-LABELS = {"lad-ts": "LAD-TS", "d2sac": "D2SAC-TS", "sac": "SAC-TS", "dqn": "DQN-TS"}
+LABELS = {"lad-ts": "LAD-TS", "d2sac": "D2SAC-TS", "sac": "SAC-TS", "dqn": "DQN-TS",
+          "lad-ts-extended": "LAD-TS extended state"}
 BEGIN, END = "<!-- BEGIN GENERATED: benchmarks/paper_results.py -->", "<!-- END GENERATED -->"
 
 
@@ -206,6 +207,22 @@ def train_wall(run: Path) -> float:
     return float(rows[-1]["wall_s"]) if rows else math.nan
 
 
+def _half(value: object) -> str:
+    """A half-width, or a dash when one seed gives no interval."""
+    v = float(value)  # type: ignore[arg-type]
+    return "—" if math.isnan(v) else f"{v:.3f}"
+
+
+def command_line(args: argparse.Namespace) -> str:
+    """The command that regenerates this page (variants included)."""
+    parts = ["python benchmarks/paper_results.py", f"--seeds {args.seeds}",
+             f"--episodes {args.episodes}"]
+    parts += [f"--variant '{v}'" for v in args.variant]
+    if args.variant_seeds is not None:
+        parts.append(f"--variant-seeds {args.variant_seeds}")
+    return " ".join(parts)
+
+
 def render(doc: dict, groups: dict[str, list[Path]], curves: dict[str, list[np.ndarray]],
            args: argparse.Namespace, png: Path) -> str:
     policies = doc["policies"]
@@ -214,9 +231,9 @@ def render(doc: dict, groups: dict[str, list[Path]], curves: dict[str, list[np.n
     lines = [
         f"Held-out seeds {doc['seeds'][0]}..{doc['seeds'][-1]} ({n_eval} episodes, about "
         f"{policies['greedy']['tasks'] // n_eval:,} tasks each, the same for every policy); "
-        f"argmax actions for the learned policies; {args.seeds} training seed(s) x "
-        f"{args.episodes} episodes per algorithm. Command: `python "
-        f"benchmarks/paper_results.py --seeds {args.seeds} --episodes {args.episodes}` "
+        "frozen final policies with argmax or sampled actions (each row says which); "
+        f"{args.seeds} training seed(s) x "
+        f"{args.episodes} episodes per algorithm. Command: `{command_line(args)}` "
         "(`make paper-results`).",
         "",
         "| policy | mean delay s (95% CI) | vs greedy (95% CI) | p50 s | p95 s | p99 s | "
@@ -241,8 +258,8 @@ def render(doc: dict, groups: dict[str, list[Path]], curves: dict[str, list[np.n
         label = f"{LABELS.get(algo, algo)}, {summary['actions']}"
         lines.append(
             f"| **{label}** ({summary['training_seeds']} seeds) | "
-            f"{summary['mean_delay_s']:.3f} ± {summary['ci95_over_seeds_s']:.3f} | "
-            f"{summary['vs_greedy']:.3f} ± {summary['vs_greedy_ci95_over_seeds']:.3f} | "
+            f"{summary['mean_delay_s']:.3f} ± {_half(summary['ci95_over_seeds_s'])} | "
+            f"{summary['vs_greedy']:.3f} ± {_half(summary['vs_greedy_ci95_over_seeds'])} | "
             f"{summary['p50_s']:.2f} | {summary['p95_s']:.2f} | {summary['p99_s']:.2f} | {q} | "
             f"{'' if rep is None else f'{rep:.2f}'} |")
     lines += ["", "Learned rows: mean over training seeds of each seed's held-out mean, ± the "
