@@ -3,14 +3,14 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test lint unit e2e-binaries e2e bench figures clean manifests image-check
+.PHONY: setup demo test lint unit e2e-binaries e2e bench figures paper-results clean manifests image-check
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
 setup: $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,train]'
 
 demo: setup
 	$(BIN)/ladts demo
@@ -31,11 +31,18 @@ figures: setup
 	$(BIN)/ladts evaluate --scenario k8s-edge --seeds 10000-10004 --no-progress \
 		--json docs/results/k8s-edge.json --plot docs/results/k8s-edge.png
 
+# The trained-policy table, learning curves and summaries in docs/results.md (long: trains
+# every algorithm on several seeds; resumes where it stopped, outputs in runs/paper-results).
+paper-results: setup
+	$(BIN)/python benchmarks/paper_results.py --seeds 5 --episodes 60 \
+		--variant 'lad-ts-extended=--algo lad-ts --state extended --lanes 20' --variant-seeds 1
+
 # Speed figures at a small size, so the scripts cannot rot (full-size runs: README, docs/).
 bench: setup e2e-binaries
 	$(BIN)/python benchmarks/sim_throughput.py --episodes 2
 	$(BIN)/ladts bench extender --nodes 20,100 --duration 1
 	$(BIN)/python benchmarks/sim_throughput.py --scenario k8s-edge --envs 4 --horizon-s 120
+	$(BIN)/python benchmarks/train_speed.py --episodes 2 --lanes 2
 	$(BIN)/python -m e2e.bench.default_scheduler --scenario k8s-edge --horizon-s 120 \
 		--time-scale 10 --seeds 0 --out runs/bench/ci
 

@@ -28,7 +28,8 @@ def make(name: str, seed: int = 0):
 
 def test_registry_has_the_documented_names():
     assert set(HEURISTICS) == {"random", "round-robin", "capacity-weighted", "least-queue",
-                               "greedy", "spread", "local", "residency-greedy", "rollout"}
+                               "greedy", "spread", "local", "residency-greedy", "rollout",
+                               "size-greedy"}
 
 
 def test_unknown_policy_lists_valid_names():
@@ -100,3 +101,37 @@ def test_greedy_ties_are_random_but_among_the_best():
     policy = make("greedy", seed=1)
     picks = {int(a) for _ in range(50) for a in policy.act(view(expected_delay_EN=delay))}
     assert picks == {0, 1, 3}
+
+
+def _sized_view(size_E, delay_EN, capacity_EN):
+    e, n = delay_EN.shape
+    return DecisionView(
+        active_E=np.ones(e, dtype=bool), node_mask_EN=np.ones((e, n), dtype=bool),
+        capacity_EN=capacity_EN, queue_len_EN=np.zeros((e, n)), expected_delay_EN=delay_EN,
+        requested_fraction_EN=np.zeros((e, n)), local_node_E=np.zeros(e, dtype=int),
+        task_size_E=np.asarray(size_E, dtype=float))
+
+
+def test_size_greedy_sends_big_tasks_to_slow_and_small_to_fast_servers():
+    # Two servers with equal expected delay: capacity 10 (slow) and 30 (fast).
+    cap = np.tile([10.0, 30.0], (1, 1))
+    delay = np.array([[5.0, 5.0]])
+    policy = make_policy("size-greedy:2")
+    policy.reset(num_envs=1, num_nodes=2, seed=0)
+    # Running mean after a small (1) then a big (3) task is 2: the big one is 50% above it.
+    assert policy.act(_sized_view([1.0], delay, cap))[0] in (0, 1)  # first: mean = itself
+    assert policy.act(_sized_view([3.0], delay, cap))[0] == 0  # big -> slow server
+    assert policy.act(_sized_view([0.5], delay, cap))[0] == 1  # small -> fast server
+    # Weight 0 is greedy: the smaller expected delay wins whatever the size.
+    zero = make_policy("size-greedy:0")
+    zero.reset(num_envs=1, num_nodes=2, seed=0)
+    assert zero.act(_sized_view([9.0], np.array([[5.0, 4.0]]), cap))[0] == 1
+
+
+def test_size_greedy_needs_task_sizes_and_a_numeric_weight():
+    policy = make_policy("size-greedy")
+    policy.reset(num_envs=4, num_nodes=5, seed=0)
+    with pytest.raises(ValueError, match="reports task sizes"):
+        policy.act(view())
+    with pytest.raises(KeyError, match="must be a number"):
+        make_policy("size-greedy:heavy")

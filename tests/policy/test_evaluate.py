@@ -108,3 +108,18 @@ def test_default_policies_by_kind():
     assert "local" in default_policies("paper") and "spread" not in default_policies("paper")
     assert "spread" in default_policies("k8s-edge") and "local" not in default_policies(
         "k8s-edge")
+
+
+def test_size_quintiles_and_paired_ratio_by_hand():
+    # Ten tasks of sizes 10..1 with delays equal to their size: quintile means by hand.
+    sizes = np.arange(10, 0, -1, dtype=float)
+    result = summarise([sizes.copy()], [sizes])
+    assert result.size_quintile_mean_s == pytest.approx([1.5, 3.5, 5.5, 7.5, 9.5])
+    greedy = summarise([np.array([2.0]), np.array([4.0])])
+    other = summarise([np.array([3.0]), np.array([4.0])])
+    both = with_greedy_ratio({"greedy": greedy, "other": other})
+    # Per-episode ratios 1.5 and 1.0: mean 1.25, t(1) half-width 12.706 * 0.3536 / sqrt(2).
+    lo, hi = both["other"].vs_greedy_ci95
+    assert (lo + hi) / 2 == pytest.approx(1.25)
+    assert (hi - lo) / 2 == pytest.approx(12.706 * np.std([1.5, 1.0], ddof=1) / np.sqrt(2))
+    assert both["other"].vs_greedy == pytest.approx(3.5 / 3.0)

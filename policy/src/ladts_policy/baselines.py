@@ -14,6 +14,9 @@ Every heuristic is registered under the name users pass to ``ladts evaluate --po
   arrivals (``ladts_policy.rollout``; k8s-edge only; slow).
 - ``spread``: kube-scheduler-like: least requested share of allocatable (ties random).
 - ``local``: always the task's local server (``paper`` preset only).
+- ``size-greedy`` (or ``size-greedy:W``): greedy plus one size term, ``W`` seconds times
+  (task size / mean size − 1) × (capacity / mean capacity − 1): big tasks lean to slow
+  servers, small ones to fast servers. Needs the simulator to report task sizes.
 """
 
 from __future__ import annotations
@@ -191,6 +194,53 @@ def residency_cost(view: DecisionView, amortise: float, evict: float) -> np.ndar
     return cost_EN
 
 
+SIZE_GREEDY_WEIGHT = 24.0
+"""Default ``W`` of ``size-greedy`` (seconds), tuned on training seeds only by
+``benchmarks/tune_size_greedy.py --seeds 0-3 --weights 12,16,20,24,28,32,40`` (best
+mean delay on training seeds 0..3; docs/results.md)."""
+
+
+class SizeAwareGreedyPolicy(_RandomizedPolicy):
+    """Greedy with one extra term that steers big tasks to slow servers, small to fast.
+
+    ``cost_e = D_e + W · (s / s̄ − 1) · (f_e / f̄ − 1)``: ``D_e`` the expected delay (greedy's
+    objective), ``s`` the task size, ``s̄`` the running mean of the sizes seen in this
+    environment (no knowledge of the workload model), ``f_e`` the capacity and ``f̄`` the mean
+    capacity of the allowed servers. ``W = 0`` is greedy.
+    """
+
+    name = "size-greedy"
+
+    def __init__(self, weight_s: float = SIZE_GREEDY_WEIGHT) -> None:
+        super().__init__()
+        self.weight_s = weight_s
+        self.size_sum_E = np.zeros(0)
+        self.size_count_E = np.zeros(0)
+
+    def reset(self, *, num_envs: int, num_nodes: int, seed: int) -> None:
+        """Forget the running mean task size."""
+        super().reset(num_envs=num_envs, num_nodes=num_nodes, seed=seed)
+        self.size_sum_E = np.zeros(num_envs)
+        self.size_count_E = np.zeros(num_envs)
+
+    def act(self, view: DecisionView) -> np.ndarray:
+        """Minimise the expected delay plus the size term."""
+        if view.task_size_E is None:
+            raise ValueError("policy 'size-greedy' needs a simulator that reports task sizes")
+        size_E = np.where(view.active_E, view.task_size_E, 0.0)
+        self.size_sum_E += size_E
+        self.size_count_E += view.active_E
+        mean_E = self.size_sum_E / np.maximum(self.size_count_E, 1)
+        rel_size_E = np.where(mean_E > 0, size_E / np.where(mean_E > 0, mean_E, 1.0) - 1, 0.0)
+        mask_EN = view.node_mask_EN
+        cap_EN = np.where(mask_EN, view.capacity_EN, 0.0)
+        mean_cap_E1 = cap_EN.sum(axis=1, keepdims=True) / np.maximum(
+            mask_EN.sum(axis=1, keepdims=True), 1)
+        rel_cap_EN = cap_EN / np.where(mean_cap_E1 > 0, mean_cap_E1, 1.0) - 1
+        cost_EN = view.expected_delay_EN + self.weight_s * rel_size_E[:, None] * rel_cap_EN
+        return _argmin_random_ties(cost_EN, mask_EN, self.rng)
+
+
 class SpreadPolicy(_RandomizedPolicy):
     """kube-scheduler-like LeastAllocated spreading by requested resources."""
 
@@ -225,6 +275,7 @@ HEURISTICS: dict[str, Callable[[], SchedulingPolicy]] = {
         ResidencyGreedyPolicy,
         SpreadPolicy,
         LocalPolicy,
+        SizeAwareGreedyPolicy,
     )
 }
 
@@ -239,7 +290,16 @@ HEURISTICS["rollout"] = _make_rollout
 
 
 def make_policy(name: str) -> SchedulingPolicy:
-    """Build a registered heuristic by name; raises ``KeyError`` listing the valid names."""
+    """Build a registered heuristic by name (``size-greedy:W`` sets its weight).
+
+    Raises ``KeyError`` listing the valid names.
+    """
+    base, sep, arg = name.partition(":")
+    if sep and base == SizeAwareGreedyPolicy.name:
+        try:
+            return SizeAwareGreedyPolicy(float(arg))
+        except ValueError:
+            raise KeyError(f"policy {name!r}: the size-greedy weight must be a number") from None
     try:
         factory = HEURISTICS[name]
     except KeyError:

@@ -29,6 +29,8 @@ SUBCOMMANDS: dict[str, Subcommand] = {
                        "ladts_policy.commands.demo"),
     "evaluate": Subcommand("evaluate schedulers on a scenario over held-out seeds",
                            "ladts_policy.commands.evaluate"),
+    "train": Subcommand("train LAD-TS or a DRL baseline (needs the train extra: torch)",
+                        "ladts_policy.commands.train"),
     "scenarios": Subcommand("list scenario presets or validate a scenario file",
                             "ladts_policy.commands.scenarios"),
     "calibrate": Subcommand("calibrate a k8s-edge scenario YAML from the extender's trace log",

@@ -14,7 +14,7 @@ import json
 import math
 import time
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -77,6 +77,10 @@ class PolicyResult:
     """Number of tasks placed over all episodes."""
     decisions_per_s: float = 0.0
     """Decisions per second of wall time, simulator included (machine-dependent)."""
+    size_quintile_mean_s: list[float] | None = None
+    """Mean delay of the tasks in each task-size quintile, smallest fifth first (None when
+    the simulator does not report task sizes). Every policy sees the same tasks, so the
+    quintiles hold the same tasks for every policy."""
 
 
 @dataclass(frozen=True)
@@ -123,8 +127,15 @@ def run_policy(
     *,
     policy_seed: int,
     progress: ProgressFn | None = None,
+    sizes_out: list[np.ndarray] | None = None,
 ) -> list[np.ndarray]:
-    """Run ``policy`` on one episode per entry of ``env_seeds``; return each episode's delays."""
+    """Run ``policy`` on one episode per entry of ``env_seeds``; return each episode's delays.
+
+    A policy with a ``bind(sim)`` method (a learned policy that reads simulator-specific
+    state, e.g. the paper agent's) gets each simulator before its episodes start. When
+    ``sizes_out`` is given and the simulator reports task sizes, each episode's task sizes
+    (aligned with its delays) are appended to it.
+    """
     delays: list[np.ndarray] = []
     for start in range(0, len(env_seeds), MAX_ENVS_PER_BATCH):
         batch = list(env_seeds[start:start + MAX_ENVS_PER_BATCH])
@@ -135,20 +146,34 @@ def run_policy(
         policy.reset(num_envs=sim.num_envs, num_nodes=sim.num_nodes,
                      seed=policy_seed + start)
         rows_TE: list[np.ndarray] = []
+        size_rows_TE: list[np.ndarray] = []
         view: DecisionView | None = sim.reset(batch)
         while view is not None:
             actions_E = policy.act(view)
+            if view.task_size_E is not None:
+                size_rows_TE.append(np.asarray(view.task_size_E, dtype=float))
             delay_E, view = sim.step(actions_E)
             rows_TE.append(delay_E)
             if progress is not None:
                 progress(int(np.count_nonzero(~np.isnan(delay_E))))
         delay_TE = np.stack(rows_TE) if rows_TE else np.empty((0, len(batch)))
         delays.extend(col[~np.isnan(col)] for col in delay_TE.T)
+        if sizes_out is not None and size_rows_TE and len(size_rows_TE) == len(rows_TE):
+            size_TE = np.stack(size_rows_TE)
+            sizes_out.extend(size_TE[~np.isnan(col), e] for e, col in enumerate(delay_TE.T))
     return delays
 
 
-def summarise(episode_delays: Sequence[np.ndarray]) -> PolicyResult:
-    """Mean with a 95% interval over episodes, and pooled percentiles."""
+def size_quintile_means(delays: np.ndarray, sizes: np.ndarray) -> list[float]:
+    """Mean delay per fifth of the tasks ordered by size (stable: ties keep task order)."""
+    order = np.argsort(sizes, kind="stable")
+    return [float(part.mean()) if part.size else math.nan
+            for part in np.array_split(delays[order], 5)]
+
+
+def summarise(episode_delays: Sequence[np.ndarray],
+              episode_sizes: Sequence[np.ndarray] | None = None) -> PolicyResult:
+    """Mean with a 95% interval over episodes, pooled percentiles, per-size-quintile means."""
     means_K = np.array([d.mean() if d.size else math.nan for d in episode_delays])
     means_K = means_K[~np.isnan(means_K)]
     if means_K.size == 0:
@@ -161,9 +186,16 @@ def summarise(episode_delays: Sequence[np.ndarray]) -> PolicyResult:
         half = math.nan
     pooled = np.concatenate([d for d in episode_delays if d.size])
     p50, p95, p99 = (float(v) for v in np.percentile(pooled, [50, 95, 99]))
+    quintiles = None
+    if episode_sizes is not None and len(episode_sizes) == len(episode_delays):
+        sizes = np.concatenate([s for s, d in zip(episode_sizes, episode_delays, strict=True)
+                                if d.size])
+        if sizes.shape == pooled.shape:
+            quintiles = size_quintile_means(pooled, sizes)
     return PolicyResult(mean_delay_s=mean, ci95_s=(mean - half, mean + half), p50_s=p50,
                         p95_s=p95, p99_s=p99, vs_greedy=None,
-                        episode_means_s=[float(m) for m in means_K], tasks=int(pooled.size))
+                        episode_means_s=[float(m) for m in means_K], tasks=int(pooled.size),
+                        size_quintile_mean_s=quintiles)
 
 
 def paired_ratio(x_K: np.ndarray, g_K: np.ndarray) -> tuple[float, tuple[float, float] | None]:
@@ -206,14 +238,14 @@ def policy_seed(name: str) -> int:
     return EVAL_SEED_BASE + zlib.crc32(name.encode()) % 1_000_003
 
 
-PAPER_ONLY = frozenset({"local"})
-"""Heuristics that need the paper's notion of a local server."""
+PAPER_ONLY = frozenset({"local", "size-greedy"})
+"""Heuristics that need the paper's notion of a local server or its task sizes."""
 
 CLUSTER_ONLY = frozenset({"spread", "residency-greedy", "rollout"})
 """Heuristics that need resource requests (kube-scheduler's view); uniform on ``paper``."""
 
-HEURISTIC_ORDER = ("greedy", "residency-greedy", "least-queue", "capacity-weighted", "spread",
-                   "round-robin", "random", "local")
+HEURISTIC_ORDER = ("greedy", "residency-greedy", "size-greedy", "least-queue",
+                   "capacity-weighted", "spread", "round-robin", "random", "local")
 """Default evaluation order: the reference (greedy) first, then roughly best to worst.
 ``rollout`` is left out (about a thousand times slower); name it in ``--policies``."""
 
@@ -241,10 +273,13 @@ def evaluate(
     episodes: int = 1,
     show_progress: bool = True,
     policy_options: dict[str, dict[str, float]] | None = None,
+    custom: Mapping[str, Callable[[], SchedulingPolicy]] | None = None,
 ) -> EvaluationReport:
     """Evaluate policies on a scenario preset name or YAML file; see the module docstring.
 
-    ``policies`` are heuristic names or ONNX policy files (``ladts_policy.onnx_eval``).
+    ``policies`` are heuristic names or ONNX policy files (``ladts_policy.onnx_eval``);
+    ``custom`` maps extra policy names (e.g. checkpoint paths) to factories and is looked up
+    first.
     """
     from tqdm import tqdm
 
@@ -259,7 +294,9 @@ def evaluate(
     unknown_here = [n for n in names if spec.kind != "paper" and n in PAPER_ONLY]
     if unknown_here:
         raise ValueError(f"policies {unknown_here} apply to the 'paper' scenario kind only")
-    built = {name: build_policy(name) for name in names}  # fail fast on unknown names
+    custom = custom or {}
+    built = {name: custom[name]() if name in custom else build_policy(name)
+             for name in names}  # fail fast on unknown names
     for name, options in (policy_options or {}).items():
         if name in built:
             for key, value in options.items():  # e.g. rollout horizon_s / top_k
@@ -272,11 +309,14 @@ def evaluate(
               desc=spec.name, dynamic_ncols=True) as bar:
         for index, (name, policy) in enumerate(built.items()):
             bar.set_postfix_str(name)
+            sizes: list[np.ndarray] = []
             started = time.perf_counter()
             delays = run_policy(spec.make_simulator, policy, env_seeds,
-                                policy_seed=policy_seed(name), progress=bar.update)
+                                policy_seed=policy_seed(name), progress=bar.update,
+                                sizes_out=sizes)
             rate = sum(d.size for d in delays) / max(time.perf_counter() - started, 1e-9)
-            results[name] = dataclasses.replace(summarise(delays), decisions_per_s=rate)
+            results[name] = dataclasses.replace(summarise(delays, sizes or None),
+                                                decisions_per_s=rate)
             if index == 0:
                 # Arrivals do not depend on the policy: every policy makes as many decisions.
                 bar.total = bar.n * len(built)
@@ -299,4 +339,11 @@ def format_table(report: EvaluationReport) -> str:
             f"[{r.vs_greedy_ci95[0]:.3f}, {r.vs_greedy_ci95[1]:.3f}]")
         lines.append(f"{name:<18}{r.mean_delay_s:>10.3f}{ci:>24}{r.p50_s:>10.3f}"
                      f"{r.p95_s:>10.3f}{r.p99_s:>10.3f}{ratio:>11}{rci:>18}")
+    quintiled = {n: r for n, r in report.policies.items() if r.size_quintile_mean_s}
+    if quintiled:
+        lines.append("")
+        lines.append("mean delay (s) by task-size quintile, smallest fifth first")
+        for name, r in quintiled.items():
+            q = "".join(f"{v:>8.3f}" for v in r.size_quintile_mean_s or [])
+            lines.append(f"{name:<18}{q}")
     return "\n".join(lines)

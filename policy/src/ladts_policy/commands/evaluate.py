@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import functools
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ladts_policy.baselines import SchedulingPolicy
 
 
 def _csv(value: str) -> list[str]:
@@ -34,7 +40,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scenario", required=True,
                         help="preset name (see `ladts scenarios`) or a scenario YAML file")
     parser.add_argument("--policies", type=_csv, default=None,
-                        help="comma-separated heuristic names or ONNX policy files (*.onnx) "
+                        help="comma-separated heuristic names, ONNX policy files (*.onnx) or "
+                             "trained checkpoints (a path such as runs/x/final.pt: argmax "
+                             "actions; add @sample to sample them; needs the train extra) "
                              "(default: all heuristics that apply)")
     parser.add_argument("--seeds", type=_seeds, default=list(DEFAULT_EVAL_SEEDS),
                         help="held-out seeds, list or range (default: %(default)s)")
@@ -51,6 +59,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="rollout: candidate nodes tried (default 3)")
 
 
+def _checkpoint_factories(names: list[str]) -> dict[str, Callable[[], SchedulingPolicy]]:
+    """Loaders for the ``--policies`` entries that are checkpoint paths (torch imported here)."""
+    paths = [n for n in names if n.endswith((".pt", "@sample")) or "/" in n
+             or Path(n).is_file()]
+    if not paths:
+        return {}
+    try:
+        from ladts_policy.train.eval_policy import SAMPLE_SUFFIX, CheckpointPolicy
+    except ImportError as err:
+        raise ValueError(f"evaluating checkpoints needs torch: pip install 'ladts[train]' "
+                         f"({err})") from err
+    return {p: functools.partial(CheckpointPolicy, Path(p.removesuffix(SAMPLE_SUFFIX)),
+                                 sample=p.endswith(SAMPLE_SUFFIX)) for p in paths}
+
+
 def run(args: argparse.Namespace) -> int:
     """Evaluate, print the table, write the requested files."""
     from ladts_policy.evaluate import evaluate, format_table
@@ -62,7 +85,8 @@ def run(args: argparse.Namespace) -> int:
         rollout["top_k"] = args.rollout_top_k
     report = evaluate(args.scenario, policies=args.policies, seeds=args.seeds,
                       episodes=args.episodes, show_progress=not args.no_progress,
-                      policy_options={"rollout": rollout})
+                      policy_options={"rollout": rollout},
+                      custom=_checkpoint_factories(args.policies or []))
     print(format_table(report))
     for name, result in report.policies.items():
         print(f"{name}: {result.decisions_per_s:,.0f} decisions/s (shared machine)")

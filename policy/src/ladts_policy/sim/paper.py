@@ -424,6 +424,76 @@ class PaperSimulator:
         """``(slot_E, bs_E, position_E)`` of each pending task (the latent-memory key)."""
         return self._slot_E.copy(), self._bs_E.copy(), self._pos_E.copy()
 
+    def slot_arrivals(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(count_EB, input_EBK)``: task counts and input sizes (Mbit) of the current slot.
+
+        Positions ``>= count_EB[e, b]`` of ``input_EBK`` are stale; mask them. Copies.
+        """
+        return self._count_EB.copy(), self._input_EBK.copy()
+
+    def step_slot(self, actions_EBK: np.ndarray) -> tuple[np.ndarray, DecisionView | None]:
+        """Place every task of the current slot at once (training fast path).
+
+        Equivalent to calling :meth:`step` once per task in the published order (BS 0..B−1,
+        each in task order), bit for bit: ``Q̃`` is the running sum of the work sent earlier
+        in the slot, accumulated in the same order (``tests/policy/test_paper_slot.py``).
+        Every active environment must be at the start of a slot (true after ``reset`` and
+        after every ``step_slot``, since all episodes have the same number of slots).
+
+        Args:
+            actions_EBK: int [E, B, N_max], the ES of task ``k`` of BS ``b``; entries past a
+                BS's task count are ignored.
+
+        Returns:
+            ``delay_EBK`` (seconds, NaN where no task) and the next view, or ``None`` at the
+            end of the episodes.
+
+        Raises:
+            RuntimeError: not at the start of a slot, or the episodes have ended.
+            ValueError: an action is not a valid ES index.
+        """
+        if self._expected_EN is None:
+            raise RuntimeError("step_slot() called before reset() or after the episodes ended")
+        if not self._all_active or self._pos_E.any() or self._bs_E.any():
+            raise RuntimeError("step_slot() needs every environment at the start of a slot")
+        e, b, k = self._E, self._N, self._K
+        action_EBK = np.asarray(actions_EBK)
+        if action_EBK.shape != (e, b, k) or action_EBK.dtype.kind not in "iu":
+            raise ValueError(f"actions must be integers of shape ({e}, {b}, {k})")
+        mask_EBK = self._arange_K < self._count_EB[:, :, None]
+        action_EBK = np.where(mask_EBK, action_EBK, 0).astype(np.int64)
+        if action_EBK.min() < 0 or action_EBK.max() >= self._N:
+            raise ValueError(f"actions must be in 0..{self._N - 1}")
+        c = self.constants
+        work_EM = np.where(mask_EBK, c.workload_K, 0.0).reshape(e, b * k)
+        action_EM = action_EBK.reshape(e, b * k)
+        # Q̃ seen by each task: exclusive running sum per destination, in decision order.
+        sent_EMN = np.zeros((e, b * k, b))
+        np.put_along_axis(sent_EMN, action_EM[:, :, None], work_EM[:, :, None], axis=2)
+        incl_EMN = np.cumsum(sent_EMN, axis=1)
+        excl_EMN = np.concatenate([np.zeros((e, 1, b)), incl_EMN[:, :-1]], axis=1)
+        qt_EM = np.take_along_axis(excl_EMN, action_EM[:, :, None], axis=2)[:, :, 0]
+        q_EM = np.take_along_axis(self._q_EN, action_EM, axis=1)
+        rate_M, cap_M = c.rate_N[action_EM], c.capacity_N[action_EM]
+        pos_M = np.tile(self._arange_K, b)
+        local_EM = action_EM == np.repeat(np.arange(b), k)[None, :]
+        upload_EM = np.where(local_EM, 0.0, self._input_EBK.reshape(e, b * k) / rate_M)
+        delay_EM = upload_EM + self._w_over_f_KN[pos_M, action_EM]
+        delay_EM += self._r_over_rate_KN[pos_M, action_EM]
+        delay_EM += (q_EM + qt_EM) / cap_M
+        delay_EM[~mask_EBK.reshape(e, b * k)] = np.nan
+        self._qt_EN[:] = incl_EMN[:, -1]
+        self._pos_E.fill(0)
+        self._bs_E.fill(b)
+        self._end_slot(self._ar_E)
+        np.multiply(self._cell_E, self._K, out=self._task_E)
+        self._task_E += self._pos_E
+        delay_EBK = delay_EM.reshape(e, b, k)
+        if not self._active_E.any():
+            self._expected_EN = None
+            return delay_EBK, None
+        return delay_EBK, self._make_view()
+
     @property
     def active_E(self) -> np.ndarray:
         """Whether each environment still has a decision pending (bool [E], a copy)."""
@@ -530,6 +600,8 @@ class PaperSimulator:
             expected_delay_EN=self._expected_EN,
             requested_fraction_EN=self._zeros_EN,
             local_node_E=_frozen(local_E),
+            task_size_E=_frozen(np.where(self._active_E,
+                                         self.constants.workload_K.take(self._pos_E), 0.0)),
         )
 
 
