@@ -118,8 +118,10 @@ def test_size_quintiles_and_paired_ratio_by_hand():
     greedy = summarise([np.array([2.0]), np.array([4.0])])
     other = summarise([np.array([3.0]), np.array([4.0])])
     both = with_greedy_ratio({"greedy": greedy, "other": other})
-    # Per-episode ratios 1.5 and 1.0: mean 1.25, t(1) half-width 12.706 * 0.3536 / sqrt(2).
+    # Ratio estimator r = 7/6; residuals x - r g = (3 - 7/3, 4 - 14/3) = (2/3, -2/3):
+    # SE = sd(residuals) / (sqrt(2) * mean(g) = 3), t(1) quantile 12.706.
     lo, hi = both["other"].vs_greedy_ci95
-    assert (lo + hi) / 2 == pytest.approx(1.25)
-    assert (hi - lo) / 2 == pytest.approx(12.706 * np.std([1.5, 1.0], ddof=1) / np.sqrt(2))
+    assert (lo + hi) / 2 == pytest.approx(7.0 / 6.0)
+    half = 12.706 * np.std([2 / 3, -2 / 3], ddof=1) / (np.sqrt(2) * 3.0)
+    assert (hi - lo) / 2 == pytest.approx(half, rel=1e-4)
     assert both["other"].vs_greedy == pytest.approx(3.5 / 3.0)
