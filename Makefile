@@ -35,7 +35,9 @@ figures: setup
 # every algorithm on several seeds; resumes where it stopped, outputs in runs/paper-results).
 paper-results: setup
 	$(BIN)/python benchmarks/paper_results.py --seeds 5 --episodes 60 \
-		--variant 'lad-ts-extended=--algo lad-ts --state extended --lanes 20' --variant-seeds 1
+		--variant 'lad-ts-extended@1=--algo lad-ts --state extended --lanes 20' \
+		--variant 'lad-ts-eps-softmax@5=--algo lad-ts --eps-softmax' \
+		--variant 'd2sac-eps-softmax@5=--algo d2sac --eps-softmax'
 
 # Speed figures at a small size, so the scripts cannot rot (full-size runs: README, docs/).
 bench: setup e2e-binaries

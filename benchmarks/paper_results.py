@@ -41,7 +41,9 @@ MODES = ("", SAMPLE)
 """Each checkpoint is evaluated with argmax actions and with sampled actions."""
 
 LABELS = {"lad-ts": "LAD-TS", "d2sac": "D2SAC-TS", "sac": "SAC-TS", "dqn": "DQN-TS",
-          "lad-ts-extended": "LAD-TS extended state"}
+          "lad-ts-extended": "LAD-TS extended state",
+          "lad-ts-eps-softmax": "LAD-TS, softmax ε-net (as published)",
+          "d2sac-eps-softmax": "D2SAC-TS, softmax ε-net"}
 BEGIN, END = "<!-- BEGIN GENERATED: benchmarks/paper_results.py -->", "<!-- END GENERATED -->"
 
 
@@ -104,7 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--docs", type=Path, default=Path("docs"))
     parser.add_argument("--variant", action="append", default=[], metavar="NAME=ARGS",
                         help="an extra trained variant, e.g. 'lad-ts-eps-softmax=--algo "
-                             "lad-ts --eps-softmax' (trained on the same seeds)")
+                             "lad-ts --eps-softmax'; NAME@N=ARGS trains it on N seeds "
+                             "(default: --variant-seeds, else --seeds)")
     parser.add_argument("--variant-seeds", type=int, default=None,
                         help="training seeds of the variants (default: --seeds)")
     args = parser.parse_args(argv)
@@ -112,10 +115,15 @@ def main(argv: list[str] | None = None) -> int:
     seeds = list(range(args.seeds))
     train_all(algos, seeds, args.episodes, args.runs, [])
     variants: dict[str, list[str]] = {}
+    variant_seeds: dict[str, int] = {}
     for spec in args.variant:
         name, _, rest = spec.partition("=")
+        name, _, count = name.partition("@")
         variants[name] = rest.split()
-        for seed in range(args.seeds if args.variant_seeds is None else args.variant_seeds):
+        variant_seeds[name] = int(count) if count else (
+            args.seeds if args.variant_seeds is None else args.variant_seeds)
+    for name in variants:
+        for seed in range(variant_seeds[name]):
             out = args.runs / f"{name}-s{seed}"
             if not (out / "final.pt").exists():
                 from ladts_policy.cli import main as ladts
@@ -124,8 +132,8 @@ def main(argv: list[str] | None = None) -> int:
                           str(args.episodes), "--out", str(out), "--no-progress"]) != 0:
                     raise SystemExit(f"training failed: {name} seed {seed}")
     groups = {a: [args.runs / f"{a}-s{s}" for s in seeds] for a in algos}
-    v_seeds = range(args.seeds if args.variant_seeds is None else args.variant_seeds)
-    groups.update({v: [args.runs / f"{v}-s{s}" for s in v_seeds] for v in variants})
+    groups.update({v: [args.runs / f"{v}-s{s}" for s in range(variant_seeds[v])]
+                   for v in variants})
 
     lo, hi = (int(v) for v in args.eval_seeds.split("-"))
     eval_seeds = list(range(lo, hi + 1))
