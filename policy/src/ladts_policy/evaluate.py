@@ -131,7 +131,7 @@ def run_policy(
         sim = make_sim(len(batch))
         attach = getattr(policy, "attach", None)
         if attach is not None:
-            attach(sim)  # policies that read the simulator (onnx_eval snapshots, rollout projections)
+            attach(sim)  # policies reading the simulator (onnx_eval snapshots, rollout)
         policy.reset(num_envs=sim.num_envs, num_nodes=sim.num_nodes,
                      seed=policy_seed + start)
         rows_TE: list[np.ndarray] = []
