@@ -241,10 +241,14 @@ def evaluate(
     episodes: int = 1,
     show_progress: bool = True,
     policy_options: dict[str, dict[str, float]] | None = None,
+    common_policy_seed: int | None = None,
 ) -> EvaluationReport:
     """Evaluate policies on a scenario preset name or YAML file; see the module docstring.
 
     ``policies`` are heuristic names or ONNX policy files (``ladts_policy.onnx_eval``).
+    ``common_policy_seed`` gives every policy the same seed for its own randomness (common
+    random numbers: two policies that act alike get equal results, as a paired comparison
+    such as the rollout gate wants); None: :func:`policy_seed` of each name.
     """
     from tqdm import tqdm
 
@@ -274,7 +278,9 @@ def evaluate(
             bar.set_postfix_str(name)
             started = time.perf_counter()
             delays = run_policy(spec.make_simulator, policy, env_seeds,
-                                policy_seed=policy_seed(name), progress=bar.update)
+                                policy_seed=(policy_seed(name) if common_policy_seed is None
+                                             else common_policy_seed),
+                                progress=bar.update)
             rate = sum(d.size for d in delays) / max(time.perf_counter() - started, 1e-9)
             results[name] = dataclasses.replace(summarise(delays), decisions_per_s=rate)
             if index == 0:
