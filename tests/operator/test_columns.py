@@ -33,7 +33,7 @@ def reference_popularity(created, now, models):
     return {m: recent.count(m) / len(recent) for m in models}
 
 
-def reference_snapshot(state, names, work, now, task, popularity):
+def reference_snapshot(state, names, work, now, task, popularity, pending):
     facts = []
     for name in names:
         entry = state.nodes.get(name)
@@ -45,7 +45,7 @@ def reference_snapshot(state, names, work, now, task, popularity):
         facts.append(NodeFacts(server=server, ready=ready,
                                requested_fraction=state.requested_fraction(name),
                                loaded=state.resident(name)))
-    return snapshot_from_servers(facts, task, now=now, popularity=popularity)
+    return snapshot_from_servers(facts, task, now=now, popularity=popularity, pending=pending)
 
 
 def reference_filter(state, names, model):
@@ -87,7 +87,7 @@ def test_cached_columns_equal_a_recomputation_after_every_event(state, extender,
             p = PodObservation(
                 uid=f"u{step}", namespace="aigc", name=f"p{step}",
                 work=PodWork(model, rng.randint(5, 30)), error=None,
-                node=rng.choice([*names, "ghost"]), bind_s=clock.t, finished=False,
+                node=rng.choice([*names, "ghost", None]), bind_s=clock.t, finished=False,
                 finish_s=None, cpu=0.5, memory_gib=2.0, bind_exact=True,
                 created_s=clock.t - rng.uniform(0.0, 900.0))
             created.append((p.created_s, model))
@@ -114,10 +114,13 @@ def test_cached_columns_equal_a_recomputation_after_every_event(state, extender,
         got, task = extender.snapshot(args, work, now=clock.t)
         created.append((clock.t, model))  # the pod asked about, created "now" (no timestamp)
         popularity = reference_popularity(created, clock.t, sorted(extender.known_models))
-        want = reference_snapshot(state, request_names, work, clock.t, task, popularity)
-        for field in snapshot_fields():
+        pending = 1 + sum(p.node is None for p in unfinished)  # unbound ones and this pod
+        want = reference_snapshot(state, request_names, work, clock.t, task, popularity,
+                                  pending)
+        for field in (*snapshot_fields(), "loaded_NV"):
             np.testing.assert_array_equal(getattr(got, field), getattr(want, field),
                                           err_msg=f"{field} at step {step}")
+        assert (got.pending, got.popularity) == (want.pending, want.popularity), step
         answer = extender.filter(args)
         passing, unresolvable = reference_filter(state, request_names, model)
         assert answer["NodeNames"] == passing

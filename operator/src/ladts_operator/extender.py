@@ -487,10 +487,13 @@ class Extender:
         task = TaskSpec(work.model, work.steps, input_mbit=work.input_mbit, wait_s=wait)
         requests = self.state.requests
         uid = _ci_get(args.pod, "metadata", "uid")
-        if uid is not None:  # the pod being scheduled counts, even before the watch saw it
+        # The pod being scheduled counts in both, even before the watch delivered it.
+        if uid is not None:
             requests.note(str(uid), work.model, created_s if created_s is not None else now)
+        waiting = self.state.unscheduled
+        pending = len(waiting) + (0 if uid is not None and str(uid) in waiting else 1)
         popularity = requests.shares(now, self.known_models)
-        return snapshot_from_rows(rows_NR, flags_NF, task, now=now,
+        return snapshot_from_rows(rows_NR, flags_NF, task, now=now, pending=pending,
                                   popularity=popularity), task
 
     def _apply_metrics(self, flags_NF: np.ndarray, known_N: np.ndarray, idx_K: np.ndarray,

@@ -146,6 +146,8 @@ class ClusterState:
         """The decision snapshot's columns as arrays, refreshed per changed node."""
         self.requests = RecentRequests(POPULARITY_WINDOW_S)
         """AIGC pod creations of the last ``POPULARITY_WINDOW_S`` s (the ``popularity``)."""
+        self.unscheduled: set[str] = set()
+        """UIDs of AIGC pods not bound to a node and not finished (the ``pending`` count)."""
 
     # --- nodes -----------------------------------------------------------------------
 
@@ -180,6 +182,10 @@ class ClusterState:
         """Add, move or finish an AIGC pod from its object."""
         if pod.work is not None and pod.created_s is not None:
             self.requests.note(pod.uid, pod.work.model, pod.created_s)
+        if pod.work is not None and pod.node is None and not pod.finished:
+            self.unscheduled.add(pod.uid)
+        else:
+            self.unscheduled.discard(pod.uid)
         node = pod.node
         if pod.work is None or node is None:
             self._remove_unfinished(pod.uid)
@@ -211,6 +217,7 @@ class ClusterState:
         """A pod was deleted: it leaves its node's queue (an unfinished one is not a completion)."""
         self._remove_unfinished(uid)
         self.finished.discard(uid)
+        self.unscheduled.discard(uid)
 
     def _entry(self, node: str) -> NodeEntry:
         entry = self.nodes.get(node)
