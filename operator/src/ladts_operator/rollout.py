@@ -148,7 +148,8 @@ GATE_POLICY_SEED = 20_260_000
 
 def evaluate_gate(candidate: Path, running: bytes | None, *, scenario: str,
                   seeds: Sequence[int], episodes: int = 1, tolerance: float = 0.02,
-                  baseline: str = "greedy", show_progress: bool = False) -> GateResult:
+                  baseline: str = "residency-greedy", show_progress: bool = False
+                  ) -> GateResult:
     """Evaluate ``candidate`` against the running policy bytes (or ``baseline``)."""
     from ladts_policy.evaluate import evaluate
 
