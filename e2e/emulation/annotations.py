@@ -13,8 +13,10 @@ service time of a real request is. Written in **one patch per pod** at bind:
 ``start-time`` / ``finish-time`` the same as RFC 3339 wall times; kwok's ``aigc-pod-complete``
                                stage reads ``finish-time`` (``delay.durationFrom``)
 ``cold``                       ``true`` when the pod pays the model load
-``loaded``                     JSON list ``[[model, last_start_s], ...]``: the node server's
-                               loaded models right after this placement (rebuild on restart)
+``loaded``                     JSON list ``[[model, last_use_s, seq], ...]``: the node server's
+                               loaded models and LRU stamps right after this placement
+``ready``                      JSON object ``{model: load_end_s}``: when each model's load
+                               ends, right after this placement (both rebuild on restart)
 ``rejected``                   instead of the times: why the node cannot serve the pod; kwok's
                                ``aigc-pod-reject`` stage fails the pod
 ``created-s``                  written by whoever creates the pod (the benchmark's submitter):
@@ -22,7 +24,7 @@ service time of a real request is. Written in **one patch per pod** at bind:
 =============================  ===============================================================
 
 Re-placement (a pod ahead in the FIFO was deleted) rewrites ``start-*``, ``finish-*``,
-``cold`` and ``loaded``; kwok then re-reads ``finish-time``.
+``cold``, ``loaded`` and ``ready``; kwok then re-reads ``finish-time``.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ START_TIME = PREFIX + "start-time"
 FINISH_TIME = PREFIX + "finish-time"
 COLD = PREFIX + "cold"
 LOADED = PREFIX + "loaded"
+READY = PREFIX + "ready"
 REJECTED = PREFIX + "rejected"
 CREATED_S = PREFIX + "created-s"
 
@@ -73,8 +76,12 @@ class PlacementNote:
     cold: bool
     """Whether the pod pays the model load."""
 
-    loaded: tuple[tuple[str, float], ...]
-    """The node server's loaded models (LRU bookkeeping order) right after this placement."""
+    loaded: tuple[tuple[str, tuple[float, int]], ...]
+    """The node server's loaded models and LRU stamps ``(time, seq)`` (LRU bookkeeping order)
+    right after this placement."""
+
+    ready: tuple[tuple[str, float], ...] = ()
+    """When each model's load ends, right after this placement."""
 
     def annotations(self, start_epoch_s: float, finish_epoch_s: float) -> dict[str, str]:
         """The annotation patch; the wall times come from the cluster clock."""
@@ -87,7 +94,8 @@ class PlacementNote:
             START_TIME: rfc3339(start_epoch_s),
             FINISH_TIME: rfc3339(finish_epoch_s),
             COLD: "true" if self.cold else "false",
-            LOADED: json.dumps([[m, t] for m, t in self.loaded]),
+            LOADED: json.dumps([[m, t, q] for m, (t, q) in self.loaded]),
+            READY: json.dumps(dict(self.ready)),
         }
 
 
@@ -96,7 +104,9 @@ def parse_note(annotations: dict[str, Any] | None) -> PlacementNote | None:
     if not annotations or SEQ not in annotations:
         return None
     try:
-        loaded = tuple((str(m), float(t)) for m, t in json.loads(annotations[LOADED]))
+        loaded = tuple((str(m), (float(t), int(q)))
+                       for m, t, q in json.loads(annotations[LOADED]))
+        ready = tuple((str(m), float(t)) for m, t in json.loads(annotations[READY]).items())
         return PlacementNote(
             seq=int(annotations[SEQ]),
             node=str(annotations[NODE]),
@@ -105,6 +115,7 @@ def parse_note(annotations: dict[str, Any] | None) -> PlacementNote | None:
             finish_s=float(annotations[FINISH_S]),
             cold=annotations[COLD] == "true",
             loaded=loaded,
+            ready=ready,
         )
-    except (KeyError, ValueError, TypeError):
+    except (KeyError, ValueError, TypeError, AttributeError):
         return None

@@ -285,7 +285,7 @@ class EmulationController:
             uid = pod["metadata"]["uid"]
             entry = QueueEntry(
                 uid, note.seq, self.service.task(work), note.bind_s, note.start_s,
-                note.finish_s, note.cold, note.loaded,
+                note.finish_s, note.cold, note.loaded, note.ready,
             )  # fmt: skip
             entries.append(entry)
             self._seq = max(self._seq, note.seq)
@@ -391,7 +391,8 @@ class EmulationController:
     def _placement_patch(self, node: str, entry: QueueEntry) -> dict[str, Any]:
         """The annotation patch of one placement."""
         note = ann.PlacementNote(
-            entry.seq, node, entry.bind_s, entry.start_s, entry.finish_s, entry.cold, entry.loaded
+            entry.seq, node, entry.bind_s, entry.start_s, entry.finish_s, entry.cold, entry.loaded,
+            entry.ready,
         )
         notes = note.annotations(
             self.clock.epoch_of(entry.start_s), self.clock.epoch_of(entry.finish_s)

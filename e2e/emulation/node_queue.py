@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
-from ladts_policy.sim.node_service import NodeServer, ServiceTask
+from ladts_policy.sim.node_service import NodeServer, ServiceTask, Stamp
 
 
 @dataclass(frozen=True)
@@ -47,8 +47,13 @@ class QueueEntry:
     cold: bool
     """Whether the pod pays the model load."""
 
-    loaded: tuple[tuple[str, float], ...]
-    """The server's loaded models right after this placement."""
+    loaded: tuple[tuple[str, Stamp], ...]
+    """The server's loaded models and their LRU stamps ``(time, seq)`` right after this
+    placement (``NodeServer.loaded_snapshot``)."""
+
+    ready: tuple[tuple[str, float], ...] = ()
+    """When each model's load ends, right after this placement (``NodeServer.ready_snapshot``):
+    a warm pod of a model still loading waits for it."""
 
 
 class NodeQueue:
@@ -87,7 +92,7 @@ class NodeQueue:
         placed = self._server.place(task, now)
         entry = QueueEntry(
             key, seq, task, now, placed.start_s, placed.finish_s, placed.cold,
-            self._server.loaded_snapshot(),
+            self._server.loaded_snapshot(), self._server.ready_snapshot(),
         )  # fmt: skip
         self._entries[key] = entry
         return entry
@@ -110,7 +115,7 @@ class NodeQueue:
             placed = self._server.place(entry.task, now)
             new = replace(
                 entry, start_s=placed.start_s, finish_s=placed.finish_s, cold=placed.cold,
-                loaded=self._server.loaded_snapshot(),
+                loaded=self._server.loaded_snapshot(), ready=self._server.ready_snapshot(),
             )  # fmt: skip
             self._entries[entry.key] = new  # re-insertion keeps FIFO order (waiting is ordered)
             if (new.start_s, new.finish_s, new.cold) != (entry.start_s, entry.finish_s, entry.cold):
@@ -149,5 +154,6 @@ class NodeQueue:
         self._server.restore(
             loaded=base.loaded,
             last_start=base.start_s,
-            pods=[(e.task, e.start_s, e.finish_s) for e in running],
+            pods=[(e.task, e.start_s, e.finish_s, e.cold) for e in running],
+            ready=dict(base.ready),
         )

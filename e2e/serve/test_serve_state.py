@@ -91,7 +91,8 @@ def test_state_bind_restart_and_no_kopf_writes(serve_factory: ServeFactory,
     serve = serve_factory("--policy", str(broken), "--prometheus-url", "http://127.0.0.1:9",
                           "--prometheus-interval-s", "1", "--prometheus-timeout-s", "1")
     status, ready = serve.get("/readyz")
-    assert status == 200 and b"serving heuristic greedy" in ready and b"not a loadable" in ready
+    assert status == 200 and b"serving heuristic residency-greedy" in ready  # the default
+    assert b"not a loadable" in ready
     state = debug_state(serve)
     for name, profile in GPU_NODES.items():
         assert state["nodes"][name]["profile"] == profile and state["nodes"][name]["ready"]
@@ -114,7 +115,7 @@ def test_state_bind_restart_and_no_kopf_writes(serve_factory: ServeFactory,
         live = core_v1.read_namespaced_pod(str(p.metadata.name), ns)
         decision = json.loads(live.metadata.annotations["ladts.io/decision"])
         assert live.spec.node_name == decision["node"]
-        assert decision["scorer"] == "heuristic:greedy"
+        assert decision["scorer"] == "heuristic:residency-greedy"
     queues = wait_for(lambda: {n: debug_state(serve)["nodes"][n]["queue"] for n in GPU_NODES})
     queued = [uid for q in queues.values() for uid in q]
     assert sorted(queued) == sorted(str(p.metadata.uid) for p in created)

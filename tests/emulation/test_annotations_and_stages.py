@@ -15,7 +15,8 @@ from e2e.emulation.records import PodRecord, RecordLog, read_records
 
 
 def test_placement_note_round_trips_exactly() -> None:
-    note = ann.PlacementNote(7, "n1", 0.1, 1 / 3, 2 / 3 + 10.0, True, (("sd15", 0.2), ("x", 1 / 7)))
+    note = ann.PlacementNote(7, "n1", 0.1, 1 / 3, 2 / 3 + 10.0, True,
+                             (("sd15", (0.2, 3)), ("x", (1 / 7, 4))), (("x", 10.0 + 1 / 3),))
     clock = ClusterClock(10.0, origin=1_700_000_000.0)
     written = note.annotations(clock.epoch_of(note.start_s), clock.epoch_of(note.finish_s))
     assert all(k.startswith("emulation.ladts.io/") for k in written)

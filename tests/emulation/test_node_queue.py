@@ -106,12 +106,42 @@ def test_rebuild_from_persisted_entries_continues_identically() -> None:
             task = ServiceTask(rng.choice("abc"), rng.randint(1, 5))
             a = original.place(f"n{j}", 100 + j, task, now)
             b = rebuilt.place(f"n{j}", 100 + j, task, now)
-            assert (a.start_s, a.finish_s, a.cold, a.loaded) == (
+            assert (a.start_s, a.finish_s, a.cold, a.loaded, a.ready) == (
                 b.start_s,
                 b.finish_s,
                 b.cold,
                 b.loaded,
+                b.ready,
             ), trial
+
+
+def test_rebuild_through_annotations_keeps_stamps_cold_flags_and_load_ends() -> None:
+    """A model still loading at the restart: a warm pod of it waits for the load to end.
+
+    The entries go through the pod annotations (what a restarted controller reads), and the
+    rebuilt queue places the next pods exactly as the original (start, finish, cold, stamps).
+    """
+    from e2e.emulation import annotations as ann
+
+    original = NodeQueue(lambda: factory(2))
+    placed = [original.place("p1", 1, ServiceTask("b", 1), 0.0),  # cold: b loads 0..20
+              original.place("p2", 2, ServiceTask("a", 1), 0.5)]  # a is preloaded: warm
+    assert placed[0].cold and dict(placed[0].ready)["b"] == 20.0
+    read: list[QueueEntry] = []
+    for e in placed:
+        note = ann.PlacementNote(e.seq, "n1", e.bind_s, e.start_s, e.finish_s, e.cold, e.loaded,
+                                 e.ready)
+        back = ann.parse_note(note.annotations(0.0, 1.0))
+        assert back == note
+        read.append(QueueEntry(e.key, back.seq, e.task, back.bind_s, back.start_s, back.finish_s,
+                               back.cold, back.loaded, back.ready))
+    rebuilt = NodeQueue(lambda: factory(2))
+    rebuilt.rebuild(read, 1.0)
+    a = original.place("p3", 3, ServiceTask("b", 1), 1.0)
+    b = rebuilt.place("p3", 3, ServiceTask("b", 1), 1.0)
+    assert not a.cold and a.start_s >= 20.0  # waits for the load p1 started
+    assert (a.start_s, a.finish_s, a.cold, a.loaded, a.ready) == (
+        b.start_s, b.finish_s, b.cold, b.loaded, b.ready)
 
 
 def test_place_rejects_models_the_node_cannot_run_and_out_of_order_seq() -> None:

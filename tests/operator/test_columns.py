@@ -25,7 +25,15 @@ from .conftest import NOW, node
 MODELS = ("sd15", "sdxl")
 
 
-def reference_snapshot(state, names, work, now, task):
+def reference_popularity(created, now, models):
+    """Each model's share of the pods created in the last 600 s, counted here from scratch."""
+    recent = [m for t, m in created if now - 600.0 < t <= now]
+    if not recent:
+        return {m: 1.0 / len(models) for m in models}
+    return {m: recent.count(m) / len(recent) for m in models}
+
+
+def reference_snapshot(state, names, work, now, task, popularity, pending):
     facts = []
     for name in names:
         entry = state.nodes.get(name)
@@ -35,8 +43,9 @@ def reference_snapshot(state, names, work, now, task):
         ready = entry.obs.ready and not entry.obs.cordoned
         server = state.replay(name, now=now).server if entry.profile is not None else None
         facts.append(NodeFacts(server=server, ready=ready,
-                               requested_fraction=state.requested_fraction(name)))
-    return snapshot_from_servers(facts, task, now=now)
+                               requested_fraction=state.requested_fraction(name),
+                               loaded=state.resident(name)))
+    return snapshot_from_servers(facts, task, now=now, popularity=popularity, pending=pending)
 
 
 def reference_filter(state, names, model):
@@ -69,6 +78,7 @@ def test_cached_columns_equal_a_recomputation_after_every_event(state, extender,
                                           resident="sd15" if i % 2 else "")))
     request_names = [*names, "never-seen"]
     unfinished: list[PodObservation] = []
+    created: list[tuple[float, str]] = []  # every AIGC pod the operator saw, by creation
     for step in range(120):
         clock.t += rng.uniform(0.0, 3.0)
         event = rng.random()
@@ -77,8 +87,10 @@ def test_cached_columns_equal_a_recomputation_after_every_event(state, extender,
             p = PodObservation(
                 uid=f"u{step}", namespace="aigc", name=f"p{step}",
                 work=PodWork(model, rng.randint(5, 30)), error=None,
-                node=rng.choice([*names, "ghost"]), bind_s=clock.t, finished=False,
-                finish_s=None, cpu=0.5, memory_gib=2.0, bind_exact=True)
+                node=rng.choice([*names, "ghost", None]), bind_s=clock.t, finished=False,
+                finish_s=None, cpu=0.5, memory_gib=2.0, bind_exact=True,
+                created_s=clock.t - rng.uniform(0.0, 900.0))
+            created.append((p.created_s, model))
             state.upsert_pod(p)
             unfinished.append(p)
         elif event < 0.55 and unfinished:
@@ -100,10 +112,15 @@ def test_cached_columns_equal_a_recomputation_after_every_event(state, extender,
         args = ExtenderArgs(pod=pod_obj, names=request_names, nodes=None)
         work = PodWork(model, int(pod_obj["metadata"]["annotations"]["ladts.io/steps"]))
         got, task = extender.snapshot(args, work, now=clock.t)
-        want = reference_snapshot(state, request_names, work, clock.t, task)
-        for field in snapshot_fields():
+        created.append((clock.t, model))  # the pod asked about, created "now" (no timestamp)
+        popularity = reference_popularity(created, clock.t, sorted(extender.known_models))
+        pending = 1 + sum(p.node is None for p in unfinished)  # unbound ones and this pod
+        want = reference_snapshot(state, request_names, work, clock.t, task, popularity,
+                                  pending)
+        for field in (*snapshot_fields(), "loaded_NV"):
             np.testing.assert_array_equal(getattr(got, field), getattr(want, field),
                                           err_msg=f"{field} at step {step}")
+        assert (got.pending, got.popularity) == (want.pending, want.popularity), step
         answer = extender.filter(args)
         passing, unresolvable = reference_filter(state, request_names, model)
         assert answer["NodeNames"] == passing

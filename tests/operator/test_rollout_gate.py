@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ladts_operator.rollout import RolloutError, evaluate_gate, paired_ratio
+from ladts_operator.rollout import GATE_POLICY_SEED, RolloutError, evaluate_gate, paired_ratio
 from ladts_policy.evaluate import evaluate
 from ladts_policy.onnx_eval import PolicyFileError
 from ladts_policy.untrained_policy import write_untrained_policy
@@ -53,7 +53,7 @@ def test_worse_candidate_is_refused_and_ratio_agrees_with_evaluate(scenario, fil
     assert gate.running == "good-1" and gate.candidate == "bad-1"
     # Independent: the same evaluation run directly gives the same per-episode means.
     report = evaluate(scenario, policies=[str(files["good"]), str(files["bad"])], seeds=SEEDS,
-                      show_progress=False)
+                      show_progress=False, common_policy_seed=GATE_POLICY_SEED)
     good = report.policies[str(files["good"])].episode_means_s
     bad = report.policies[str(files["bad"])].episode_means_s
     assert gate.ratio_mean == pytest.approx(sum(b / g for b, g in zip(bad, good, strict=True))
@@ -66,6 +66,10 @@ def test_equal_candidate_passes_and_heuristic_baseline_is_used_without_a_policy(
     gate = evaluate_gate(files["good2"], files["good"].read_bytes(), scenario=scenario,
                          seeds=SEEDS)
     assert gate.accepted, gate.summary()
+    # Paired with common random numbers: the same policy from a copy of its bytes ties exactly.
+    same = evaluate_gate(files["good"], files["good"].read_bytes(), scenario=scenario,
+                         seeds=SEEDS)
+    assert same.ratio_mean == 1.0 and same.accepted
     first = evaluate_gate(files["good"], None, scenario=scenario, seeds=SEEDS,
                           baseline="random")
     assert first.running == "random" and first.accepted

@@ -125,7 +125,7 @@ async def test_http_endpoints_and_trace(tmp_path):
         assert resp.status == 503
         rt.state.synced = True
         resp = await client.get("/readyz")
-        assert resp.status == 200 and "serving heuristic greedy" in await resp.text()
+        assert resp.status == 200 and "serving heuristic residency-greedy" in await resp.text()
         body = {"Pod": pod(uid="u-http"), "NodeNames": ["a", "b"]}
         resp = await client.post("/filter", json=body)
         assert resp.status == 200 and (await resp.json())["NodeNames"] == ["a", "b"]
@@ -141,11 +141,13 @@ async def test_http_endpoints_and_trace(tmp_path):
         resp = await client.post("/bind", data=b"{}")
         assert resp.status == 400
         metrics = await (await client.get("/metrics")).text()
-        expected = f'ladts_decisions_total{{node="{chosen}",scorer="heuristic:greedy"}} 1.0'
+        scorer = "heuristic:residency-greedy"  # the default (the serving fallback)
+        expected = f'ladts_decisions_total{{node="{chosen}",scorer="{scorer}"}} 1.0'
         assert expected in metrics
         assert 'ladts_extender_request_duration_seconds_count{code="4xx",verb="filter"} 1.0' \
             in metrics
-        assert 'ladts_policy_info{scorer="heuristic:greedy",version="greedy"} 1.0' in metrics
+        assert (f'ladts_policy_info{{scorer="{scorer}",version="residency-greedy"}} 1.0'
+                in metrics)
         debug = await (await client.get("/debug/state")).json()
         assert debug["decisions"][-1]["chosen"] == chosen
         assert debug["nodes"][chosen]["queue"] == ["u-http"]

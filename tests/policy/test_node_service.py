@@ -168,7 +168,8 @@ def test_random_placements_respect_slots_memory_and_fifo(seed: int) -> None:
 
 
 def test_restore_from_a_snapshot_continues_like_the_original() -> None:
-    """``loaded_snapshot`` + the unfinished pods rebuild a server that places identically."""
+    """``loaded_snapshot``, ``ready_snapshot`` + the unfinished pods (cold flags) rebuild a
+    server that places identically, LRU stamps included."""
     node = server(concurrency=2, resident=())
     placed = [
         (task, node.place(task, now))
@@ -182,7 +183,12 @@ def test_restore_from_a_snapshot_continues_like_the_original() -> None:
     copy.restore(
         loaded=node.loaded_snapshot(),
         last_start=placed[-1][1].start_s,
-        pods=[(t, p.start_s, p.finish_s) for t, p in placed],
+        pods=[(t, p.start_s, p.finish_s, p.cold) for t, p in placed],
+        ready=dict(node.ready_snapshot()),
     )
     for task, now in ((ServiceTask("b", 1), 3.0), (ServiceTask("a", 1), 50.0)):
         assert copy.place(task, now) == node.place(task, now)
+        assert copy.loaded_snapshot() == node.loaded_snapshot()
+        assert copy.ready_snapshot() == node.ready_snapshot()
+    assert ([(p.start_s, p.finish_s, p.cold) for p in copy.unfinished(3.0)]
+            == [(p.start_s, p.finish_s, p.cold) for p in node.unfinished(3.0)])

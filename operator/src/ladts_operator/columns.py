@@ -194,7 +194,8 @@ class NodeColumns:
                     cols.until_C[i] = math.inf
                     continue
                 srv = self.state.replay(name, now=now).server
-                cols.rows_CR[i] = row_values(srv, model, now)
+                # residency as observed (metrics, else completions), not the replay's end state
+                cols.rows_CR[i] = row_values(srv, model, now, self.state.resident(name))
                 cols.until_C[i] = min(srv.next_change(now),
                                       self.state.replay_valid_until(name, now))
         return np.asarray(cols.rows_CR[idx_K])

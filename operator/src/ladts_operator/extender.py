@@ -479,13 +479,22 @@ class Extender:
         for k in np.flatnonzero(~known_N).tolist():
             facts = self._facts(names[k], args, now)
             rows_NR[k] = (NO_SERVER_ROW if facts.server is None
-                          else row_values(facts.server, work.model, now))
+                          else row_values(facts.server, work.model, now, facts.loaded))
             flags_NF[k] = (1.0, float(facts.ready), 0.0, 0.0, math.nan)
         created = _ci_get(args.pod, "metadata", "creationTimestamp")
         created_s = timestamp_s(created)
         wait = max(now - created_s, 0.0) if created_s is not None else 0.0
         task = TaskSpec(work.model, work.steps, input_mbit=work.input_mbit, wait_s=wait)
-        return snapshot_from_rows(rows_NR, flags_NF, task, now=now), task
+        requests = self.state.requests
+        uid = _ci_get(args.pod, "metadata", "uid")
+        # The pod being scheduled counts in both, even before the watch delivered it.
+        if uid is not None:
+            requests.note(str(uid), work.model, created_s if created_s is not None else now)
+        waiting = self.state.unscheduled
+        pending = len(waiting) + (0 if uid is not None and str(uid) in waiting else 1)
+        popularity = requests.shares(now, self.known_models)
+        return snapshot_from_rows(rows_NR, flags_NF, task, now=now, pending=pending,
+                                  popularity=popularity), task
 
     def _apply_metrics(self, flags_NF: np.ndarray, known_N: np.ndarray, idx_K: np.ndarray,
                        scored_K: np.ndarray, now: float) -> None:
@@ -511,7 +520,8 @@ class Extender:
         server = replay_node(
             ObservedNode(obs.concurrency, profile.vram_gib, profile.timings,
                          resident=obs.declared_resident), now=now).server
-        return NodeFacts(server=server, ready=obs.ready and not obs.cordoned)
+        return NodeFacts(server=server, ready=obs.ready and not obs.cordoned,
+                         loaded=obs.declared_resident)
 
     # --- bind ------------------------------------------------------------------------
 

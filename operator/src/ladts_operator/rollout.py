@@ -142,9 +142,14 @@ def paired_ratio(candidate_K: Sequence[float], running_K: Sequence[float]
     return mean, (mean - half, mean + half)
 
 
+GATE_POLICY_SEED = 20_260_000
+"""Seed of the policies' own randomness in the gate, the same for both (paired comparison)."""
+
+
 def evaluate_gate(candidate: Path, running: bytes | None, *, scenario: str,
                   seeds: Sequence[int], episodes: int = 1, tolerance: float = 0.02,
-                  baseline: str = "greedy", show_progress: bool = False) -> GateResult:
+                  baseline: str = "residency-greedy", show_progress: bool = False
+                  ) -> GateResult:
     """Evaluate ``candidate`` against the running policy bytes (or ``baseline``)."""
     from ladts_policy.evaluate import evaluate
 
@@ -161,8 +166,11 @@ def evaluate_gate(candidate: Path, running: bytes | None, *, scenario: str,
             running_name = str(running_path)
         else:
             running_name = running_label = baseline
+        # Common random numbers: both draw the same policy noise, so the ratio measures the
+        # policies (and not where the running bytes were written to).
         report = evaluate(scenario, policies=[running_name, str(candidate)], seeds=seeds,
-                          episodes=episodes, show_progress=show_progress)
+                          episodes=episodes, show_progress=show_progress,
+                          common_policy_seed=GATE_POLICY_SEED)
     run_res, cand_res = report.policies[running_name], report.policies[str(candidate)]
     ratio, ci = paired_ratio(cand_res.episode_means_s, run_res.episode_means_s)
     return GateResult(

@@ -21,8 +21,8 @@ import numpy as np
 
 from ladts_policy.baselines import HEURISTICS, SchedulingPolicy, make_policy
 from ladts_policy.features import ClusterSnapshot, EncodedFeatures, TaskSpec
-from ladts_policy.node_snapshot import decision_view
 from ladts_policy.sim.base import DecisionView
+from ladts_policy.snapshot_view import decision_view
 
 MIN_SCORE = 0
 """``MinExtenderPriority``."""
@@ -164,4 +164,5 @@ class HeuristicScorer:
 
 
 def _with_mask(view: DecisionView, mask_N: np.ndarray) -> DecisionView:
-    return replace(view, node_mask_EN=mask_N[None, :].copy())
+    return replace(view, node_mask_EN=mask_N[None, :].copy(),
+                   active_E=np.array([bool(mask_N.any())]))

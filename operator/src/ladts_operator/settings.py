@@ -51,9 +51,11 @@ class ServeSettings:
     """ONNX policy file (a ConfigMap mount works: it is reloaded when the file or its
     symlink changes); unset or 'none': serve the heuristic scorer."""
 
-    heuristic: str = "greedy"
+    heuristic: str = "residency-greedy"
     """Heuristic of ladts_policy.baselines served when no policy is loaded (and named by
-    'scorer: heuristic'): greedy, least-queue, spread, ... (ladts evaluate --help lists them)."""
+    'scorer: heuristic'): residency-greedy (the serving fallback: greedy that credits a cold
+    start's warming and charges evictions), greedy, least-queue, spread, ... (ladts evaluate
+    --help lists them)."""
 
     profiles: str | None = None
     """GPU profiles YAML (the format of ladts_policy/scenarios/gpu-profiles.yaml); unset: the

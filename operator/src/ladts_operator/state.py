@@ -29,8 +29,10 @@ from ladts_operator.objects import (
     NodeObservation,
     PodObservation,
 )
+from ladts_operator.popularity import RecentRequests
 from ladts_policy.node_replay import ObservedNode, ObservedPod, Replay, replay_node
 from ladts_policy.service_estimate import ServiceTimeCorrector
+from ladts_policy.sim.cluster import POPULARITY_WINDOW_S
 from ladts_policy.sim.cluster_config import GpuProfile
 
 log = logging.getLogger(__name__)
@@ -142,6 +144,10 @@ class ClusterState:
         self.on_node_upserted: list[Callable[[NodeEntry], None]] = []
         self.columns = NodeColumns(self)
         """The decision snapshot's columns as arrays, refreshed per changed node."""
+        self.requests = RecentRequests(POPULARITY_WINDOW_S)
+        """AIGC pod creations of the last ``POPULARITY_WINDOW_S`` s (the ``popularity``)."""
+        self.unscheduled: set[str] = set()
+        """UIDs of AIGC pods not bound to a node and not finished (the ``pending`` count)."""
 
     # --- nodes -----------------------------------------------------------------------
 
@@ -174,6 +180,12 @@ class ClusterState:
 
     def upsert_pod(self, pod: PodObservation) -> None:
         """Add, move or finish an AIGC pod from its object."""
+        if pod.work is not None and pod.created_s is not None:
+            self.requests.note(pod.uid, pod.work.model, pod.created_s)
+        if pod.work is not None and pod.node is None and not pod.finished:
+            self.unscheduled.add(pod.uid)
+        else:
+            self.unscheduled.discard(pod.uid)
         node = pod.node
         if pod.work is None or node is None:
             self._remove_unfinished(pod.uid)
@@ -205,6 +217,7 @@ class ClusterState:
         """A pod was deleted: it leaves its node's queue (an unfinished one is not a completion)."""
         self._remove_unfinished(uid)
         self.finished.discard(uid)
+        self.unscheduled.discard(uid)
 
     def _entry(self, node: str) -> NodeEntry:
         entry = self.nodes.get(node)

@@ -274,12 +274,15 @@ def evaluate(
     show_progress: bool = True,
     policy_options: dict[str, dict[str, float]] | None = None,
     custom: Mapping[str, Callable[[], SchedulingPolicy]] | None = None,
+    common_policy_seed: int | None = None,
 ) -> EvaluationReport:
     """Evaluate policies on a scenario preset name or YAML file; see the module docstring.
 
     ``policies`` are heuristic names or ONNX policy files (``ladts_policy.onnx_eval``);
     ``custom`` maps extra policy names (e.g. checkpoint paths) to factories and is looked up
-    first.
+    first. ``common_policy_seed`` gives every policy the same seed for its own randomness
+    (common random numbers: two policies that act alike get equal results, as a paired
+    comparison such as the rollout gate wants); None: :func:`policy_seed` of each name.
     """
     from tqdm import tqdm
 
@@ -312,8 +315,9 @@ def evaluate(
             sizes: list[np.ndarray] = []
             started = time.perf_counter()
             delays = run_policy(spec.make_simulator, policy, env_seeds,
-                                policy_seed=policy_seed(name), progress=bar.update,
-                                sizes_out=sizes)
+                                policy_seed=(policy_seed(name) if common_policy_seed is None
+                                             else common_policy_seed),
+                                progress=bar.update, sizes_out=sizes)
             rate = sum(d.size for d in delays) / max(time.perf_counter() - started, 1e-9)
             results[name] = dataclasses.replace(summarise(delays, sizes or None),
                                                 decisions_per_s=rate)

@@ -48,7 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tolerance", type=float, default=0.02,
                         help="refuse when the mean paired delay ratio candidate/running exceeds "
                              "1 + TOLERANCE (default: %(default)s)")
-    parser.add_argument("--baseline", default="greedy",
+    parser.add_argument("--baseline", default="residency-greedy",
                         help="heuristic the extender serves while the ConfigMap holds no policy "
                              "(the chart's serve.heuristic; default: %(default)s)")
     parser.add_argument("--force", action="store_true",

@@ -415,6 +415,14 @@ class NodeServer:
         """
         return tuple(self._loaded.items())
 
+    def ready_snapshot(self) -> tuple[tuple[str, float], ...]:
+        """When each model's last load ends (``{model: ready_s}`` as pairs), for :meth:`restore`.
+
+        A warm pod of a model still loading starts only when the load ends, so a rebuilt
+        server needs these times as well as the LRU stamps.
+        """
+        return tuple(self._ready.items())
+
     def restore(
         self,
         *,
@@ -432,7 +440,9 @@ class NodeServer:
             ready: Per model, when its load ends (models still loading at that placement).
         """
         self._loaded = {m: (float(t), int(q)) for m, (t, q) in loaded}
-        self._seq = max([self._seq, *(q + 1 for _, q in self._loaded.values())])
+        # the placement's own stamp is the newest one: the next stamp follows it, as it would
+        # have on the server that took the snapshot
+        self._seq = max([self._seq, *(q for _, q in self._loaded.values())])
         self._ready = dict(ready or {})
         self._last_start = last_start
         self._pods, self._finishes = [], []
