@@ -34,14 +34,14 @@ def add_target_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Register the rollout options."""
-    from ladts_policy.commands.evaluate import _seeds
+    from ladts_policy.commands.arg_types import seed_list
     from ladts_policy.evaluate import DEFAULT_EVAL_SEEDS
 
     parser.add_argument("candidate", type=Path, metavar="NEW.onnx", help="candidate policy")
     parser.add_argument("--scenario", default="k8s-edge",
                         help="scenario to compare on: a file from `ladts calibrate` or a preset "
                              "(default: %(default)s)")
-    parser.add_argument("--seeds", type=_seeds, default=list(DEFAULT_EVAL_SEEDS),
+    parser.add_argument("--seeds", type=seed_list, default=list(DEFAULT_EVAL_SEEDS),
                         help="held-out seeds, list or range (default: %(default)s)")
     parser.add_argument("--episodes", type=int, default=1,
                         help="episodes per seed (default: %(default)s)")

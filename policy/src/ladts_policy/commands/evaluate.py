@@ -8,29 +8,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ladts_policy.commands.arg_types import csv_list, seed_list
+
 if TYPE_CHECKING:
     from ladts_policy.baselines import SchedulingPolicy
-
-
-def _csv(value: str) -> list[str]:
-    names = [v.strip() for v in value.split(",") if v.strip()]
-    if not names:
-        raise argparse.ArgumentTypeError("expected a comma-separated list")
-    return names
-
-
-def _seeds(value: str) -> list[int]:
-    """Parse ``10000,10001`` or a range ``10000-10004``."""
-    try:
-        if "-" in value.strip("-") and "," not in value:
-            lo, hi = (int(v) for v in value.split("-", 1))
-            if hi < lo:
-                raise ValueError
-            return list(range(lo, hi + 1))
-        return [int(v) for v in _csv(value)]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"bad seeds {value!r}: use a list (1,2,3) or a range (10000-10004)") from None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -39,12 +20,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("--scenario", required=True,
                         help="preset name (see `ladts scenarios`) or a scenario YAML file")
-    parser.add_argument("--policies", type=_csv, default=None,
+    parser.add_argument("--policies", type=csv_list, default=None,
                         help="comma-separated heuristic names, ONNX policy files (*.onnx) or "
                              "trained checkpoints (a path such as runs/x/final.pt: argmax "
                              "actions; add @sample to sample them; needs the train extra) "
                              "(default: all heuristics that apply)")
-    parser.add_argument("--seeds", type=_seeds, default=list(DEFAULT_EVAL_SEEDS),
+    parser.add_argument("--seeds", type=seed_list, default=list(DEFAULT_EVAL_SEEDS),
                         help="held-out seeds, list or range (default: %(default)s)")
     parser.add_argument("--episodes", type=int, default=1,
                         help="episodes per seed (default: %(default)s)")
