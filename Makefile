@@ -3,16 +3,20 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test lint unit e2e-binaries e2e bench figures paper-results clean manifests image-check
+.PHONY: install setup demo test lint unit e2e-binaries e2e bench figures paper-results clean manifests image-check
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
+# The demo needs only the core install (no torch, no test tools).
+install: $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+
 setup: $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[dev,train]'
 
-demo: setup
+demo: install
 	$(BIN)/ladts demo
 
 lint: setup

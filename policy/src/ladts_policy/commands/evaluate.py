@@ -42,8 +42,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _checkpoint_factories(names: list[str]) -> dict[str, Callable[[], SchedulingPolicy]]:
     """Loaders for the ``--policies`` entries that are checkpoint paths (torch imported here)."""
-    paths = [n for n in names if n.endswith((".pt", "@sample")) or "/" in n
-             or Path(n).is_file()]
+    # ONNX files are the evaluator's own (ladts_policy.onnx_eval); anything else that names
+    # a file is a torch checkpoint.
+    paths = [n for n in names if not n.endswith(".onnx")
+             and (n.endswith((".pt", "@sample")) or "/" in n or Path(n).is_file())]
     if not paths:
         return {}
     try:
