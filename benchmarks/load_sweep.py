@@ -20,7 +20,7 @@ import dataclasses
 import numpy as np
 
 from ladts_policy.baselines import make_policy
-from ladts_policy.commands.evaluate import _seeds
+from ladts_policy.commands.arg_types import seed_list
 from ladts_policy.evaluate import episode_seed, policy_seed, summarise
 from ladts_policy.sim.base import DecisionView
 from ladts_policy.sim.cluster import ClusterSimulator
@@ -31,9 +31,9 @@ def run(config: object, name: str, seeds: list[int]) -> tuple[list[np.ndarray], 
     """Delays per episode, mean utilisation, mean cold starts per hour."""
     sim = ClusterSimulator(config, num_envs=len(seeds))  # type: ignore[arg-type]
     policy = make_policy(name)
-    bind = getattr(policy, "bind", None)
-    if bind is not None:
-        bind(sim)
+    attach = getattr(policy, "attach", None)
+    if attach is not None:
+        attach(sim)
     policy.reset(num_envs=len(seeds), num_nodes=sim.num_nodes, seed=policy_seed(name))
     view: DecisionView | None = sim.reset(seeds)
     rows = []
@@ -52,7 +52,7 @@ def main() -> None:
     parser.add_argument("--scenario", default="k8s-edge")
     parser.add_argument("--rates", default="0.5,1,2,3,4", help="requests/s, comma-separated")
     parser.add_argument("--policies", default="greedy,residency-greedy,spread,least-queue")
-    parser.add_argument("--seeds", type=_seeds, default=[10000, 10001, 10002],
+    parser.add_argument("--seeds", type=seed_list, default=[10000, 10001, 10002],
                         help="held-out seeds, list or range")
     args = parser.parse_args()
     base = load_scenario(args.scenario)

@@ -273,7 +273,7 @@ def render(doc: dict, groups: dict[str, list[Path]], curves: dict[str, list[np.n
     lines += ["", "Learned rows: mean over training seeds of each seed's held-out mean, ± the "
               "95% Student-t half-width across training seeds; percentiles and quintiles "
               "averaged over seeds. Heuristic rows: 95% interval across the held-out episodes; "
-              "the paired ratio interval uses per-episode ratios to greedy.", "",
+              "the paired ratio interval is the ratio estimator's over the same episodes (ladts_policy.evaluate.paired_ratio).", "",
               "| algorithm | held-out mean per training seed, argmax (s) | last-10 "
               "training-episode mean (sampled actions, s) | episodes to convergence per seed "
               "| paper's | training wall-clock per run (s) |", "|---|---|---|---|---|---|"]

@@ -33,9 +33,9 @@ def build(name: str) -> SchedulingPolicy:
 
 def concentration(policy: SchedulingPolicy, seed: int) -> tuple[float, float, float]:
     sim = PaperSimulator(PaperConfig(), num_envs=1)
-    bind = getattr(policy, "bind", None)
-    if callable(bind):
-        bind(sim)
+    attach = getattr(policy, "attach", None)
+    if callable(attach):
+        attach(sim)
     policy.reset(num_envs=1, num_nodes=sim.num_nodes, seed=seed)
     view = sim.reset([seed])
     work_TN = np.zeros((sim.config.num_slots, sim.num_nodes))

@@ -19,7 +19,7 @@ import sys
 import numpy as np
 
 from ladts_policy.baselines import ResidencyGreedyPolicy, make_policy
-from ladts_policy.commands.evaluate import _seeds
+from ladts_policy.commands.arg_types import seed_list
 from ladts_policy.evaluate import EVAL_SEED_BASE, episode_seed, policy_seed, run_policy
 from ladts_policy.sim.scenario import load_scenario
 
@@ -31,7 +31,7 @@ def _floats(value: str) -> list[float]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scenario", default="k8s-edge")
-    parser.add_argument("--seeds", type=_seeds, default=list(range(4)),
+    parser.add_argument("--seeds", type=seed_list, default=list(range(4)),
                         help="training seeds, list or range (all < 10000)")
     parser.add_argument("--amortise", type=_floats, default=[0.0, 0.5, 1.0, 2.0, 4.0])
     parser.add_argument("--evict", type=_floats, default=[0.0, 0.5, 1.0, 2.0])

@@ -127,19 +127,20 @@ class GateResult:
 
 def paired_ratio(candidate_K: Sequence[float], running_K: Sequence[float]
                  ) -> tuple[float, tuple[float, float]]:
-    """Mean of per-episode ratios with its Student-t 95% interval."""
-    from ladts_policy.evaluate import t_quantile_975
+    """Candidate/running ratio of paired per-episode means and its 95% interval.
+
+    The one estimator of ``ladts evaluate`` (``ladts_policy.evaluate.paired_ratio``), so the
+    gate and the evaluation report the same figure; NaN bounds with a single episode.
+    """
+    import numpy as np
+
+    from ladts_policy.evaluate import paired_ratio as ratio_of_means
 
     if len(candidate_K) != len(running_K) or not candidate_K:
         raise RolloutError(f"episodes do not pair: {len(candidate_K)} vs {len(running_K)}")
-    ratios = [c / r for c, r in zip(candidate_K, running_K, strict=True)]
-    n = len(ratios)
-    mean = sum(ratios) / n
-    if n < 2:
-        return mean, (math.nan, math.nan)
-    sd = math.sqrt(sum((x - mean) ** 2 for x in ratios) / (n - 1))
-    half = t_quantile_975(n - 1) * sd / math.sqrt(n)
-    return mean, (mean - half, mean + half)
+    ratio, ci = ratio_of_means(np.asarray(candidate_K, dtype=float),
+                               np.asarray(running_K, dtype=float))
+    return ratio, ci if ci is not None else (math.nan, math.nan)
 
 
 GATE_POLICY_SEED = 20_260_000

@@ -131,8 +131,9 @@ def run_policy(
 ) -> list[np.ndarray]:
     """Run ``policy`` on one episode per entry of ``env_seeds``; return each episode's delays.
 
-    A policy with a ``bind(sim)`` method (a learned policy that reads simulator-specific
-    state, e.g. the paper agent's) gets each simulator before its episodes start. When
+    A policy with an ``attach(sim)`` method (one that reads simulator-specific state: a
+    trained paper agent, an ONNX policy, the rollout planner) gets each simulator before its
+    episodes start. When
     ``sizes_out`` is given and the simulator reports task sizes, each episode's task sizes
     (aligned with its delays) are appended to it.
     """

@@ -77,7 +77,7 @@ class CheckpointPolicy:
         """
         sim = self._sim
         if sim is None:
-            raise RuntimeError(f"{self.name}: bind(sim) must be called before act()")
+            raise RuntimeError(f"{self.name}: attach(sim) must be called before act()")
         slot_E, bs_E, pos_E = sim.decision_key()
         if self.config.state == "extended":
             return self._act_now(sim, slot_E, bs_E, pos_E)
