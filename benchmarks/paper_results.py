@@ -31,10 +31,10 @@ from ladts_policy.evaluate import EvaluationReport, evaluate, t_quantile_975
 
 PAPER_REPORTED = {"lad-ts": 7.71, "d2sac": 8.23, "sac": 8.49, "dqn": 8.93, "greedy": 7.36}
 """Converged average delays of the INFOCOM-era README figure (training-episode means, one
-seed; greedy = Opt-TS). reference/ladts-paper.md §4.1."""
+seed; greedy = Opt-TS). docs/results.md."""
 
 PAPER_CONVERGENCE = {"lad-ts": 60, "d2sac": 150, "sac": 200, "dqn": 300}
-"""Convergence episodes the ToN-era README figure marks (reference/ladts-paper.md §4.1)."""
+"""Convergence episodes the ToN-era README figure marks (docs/results.md)."""
 
 SAMPLE = "@sample"
 MODES = ("", SAMPLE)
@@ -273,7 +273,8 @@ def render(doc: dict, groups: dict[str, list[Path]], curves: dict[str, list[np.n
     lines += ["", "Learned rows: mean over training seeds of each seed's held-out mean, ± the "
               "95% Student-t half-width across training seeds; percentiles and quintiles "
               "averaged over seeds. Heuristic rows: 95% interval across the held-out episodes; "
-              "the paired ratio interval is the ratio estimator's over the same episodes (ladts_policy.evaluate.paired_ratio).", "",
+              "the paired ratio interval is the ratio estimator's over the same episodes "
+              "(ladts_policy.evaluate.paired_ratio).", "",
               "| algorithm | held-out mean per training seed, argmax (s) | last-10 "
               "training-episode mean (sampled actions, s) | episodes to convergence per seed "
               "| paper's | training wall-clock per run (s) |", "|---|---|---|---|---|---|"]

@@ -3,7 +3,7 @@
 Trains each algorithm for ``--episodes`` episodes (``--lanes`` in lockstep) and prints the
 wall-clock per episode and the projected time of the paper's 60-episode LAD-TS budget.
 The published LAD-TS code needs about 45 min for those 60 episodes on 2 cores
-(reference/ladts-paper.md); our target is 2 min. Example (the figure in docs/results.md):
+(docs/training.md); our target is 2 min. Example (the figure in docs/results.md):
 ``python benchmarks/train_speed.py --episodes 60 --algos lad-ts``.
 Exits non-zero when a run is invalid (no update made, or a non-finite delay).
 """

@@ -1,6 +1,6 @@
 """Emulation controller: queues bound AIGC pods at their node's model server; kwok does the rest.
 
-Workload model (``DESIGN.md``): a bound AIGC pod (annotations ``ladts.io/model`` and
+Workload model (``docs/design.md``): a bound AIGC pod (annotations ``ladts.io/model`` and
 ``ladts.io/steps``) is a thin client of its node's model server. kwok's stock ``pod-ready`` stage
 turns it Running at once; this controller, watching pods with a label selector, places it in
 that node's FIFO (:class:`~e2e.emulation.node_queue.NodeQueue` over the simulator's

@@ -1,6 +1,6 @@
 """kwok stages that run AIGC pods from the emulation controller's annotations (kwok v0.8.0).
 
-Workload model (``DESIGN.md``): an AIGC pod is a thin client of its node's model server, so a
+Workload model (``docs/design.md``): an AIGC pod is a thin client of its node's model server, so a
 bound pod turns **Running at once** (kwok's stock ``pod-ready`` stage, unchanged) and its request
 waits in the server's FIFO; it turns **Succeeded** when its image is done. kwok does the timed
 transition:

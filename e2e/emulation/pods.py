@@ -1,6 +1,6 @@
 """AIGC pod manifests and their annotations (pure, no I/O).
 
-An AIGC pod describes its work in annotations (DESIGN.md): ``ladts.io/model``,
+An AIGC pod describes its work in annotations (docs/design.md): ``ladts.io/model``,
 ``ladts.io/steps`` and optionally ``ladts.io/input-mbit``. The benchmark also stamps the
 cluster time at which it created the pod (``emulation.ladts.io/created-s``, a prefix nothing
 that schedules reads) so the controller measures latency from creation without relying on

@@ -4,7 +4,7 @@ Works on the plain mappings kopf hands to handlers, the client's ``to_dict()`` w
 keys (``ApiClient().sanitize_for_serialization``), and the ``Pod`` / ``Node`` objects inside
 extender requests. Quantities are parsed with ``kubernetes.utils.parse_quantity``.
 
-Annotations and labels read (DESIGN.md, "Who uses it and how"):
+Annotations and labels read (docs/design.md, "Who uses it and how"):
 
 - pod ``ladts.io/model`` (required: marks an AIGC pod), ``ladts.io/steps`` (positive integer),
   ``ladts.io/input-mbit`` (optional, non-negative);

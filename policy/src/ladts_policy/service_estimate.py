@@ -2,7 +2,7 @@
 
 A GPU profile predicts how long a request takes on a node class; the node in front of us is
 faster or slower than that (power mode, thermals, clocks, driver). The simulator hides the
-true times from schedulers (DESIGN.md, "Workload model"), and the operator never knows them,
+true times from schedulers (docs/design.md, "Workload model"), and the operator never knows them,
 so both correct the profile with the same estimator: per (node, model), an exponentially
 weighted moving average (EWMA) of ``log(observed / predicted)`` over completed requests.
 

@@ -1,8 +1,8 @@
 """Typed configuration of the ``k8s-edge`` scenario: GPU profiles, models, nodes, load, churn.
 
 Units: seconds, GiB, CPU cores, megabits. The GPU figures come from
-``reference/gpu-profiles.md`` (Part 3 defaults); the reference quotes GB and the tables use
-the same numbers as GiB (a 7 % difference, far inside the stated ranges). Parsing and
+``docs/scenarios.md`` (GPU profile defaults and their sources); the sources quote GB and
+the tables use the same numbers as GiB (a 7 % difference, far inside the stated ranges). Parsing and
 validation live in :mod:`ladts_policy.sim.cluster_schema`; the schema is documented in
 ``docs/scenarios.md``.
 """
@@ -255,7 +255,7 @@ class NodeGroup:
     profile name."""
 
     concurrency: int = 1
-    """Pods a node runs at the same time; default 1 (DESIGN.md: one pod at a time)."""
+    """Pods a node runs at the same time; default 1 (docs/design.md: one pod at a time)."""
 
     resident: tuple[str, ...] = ()
     """Models preloaded at node start; must fit the GPU together."""

@@ -1,6 +1,6 @@
 """The service discipline of one GPU node, shared by the simulator and the e2e emulation.
 
-Discipline (DESIGN.md, "Service discipline in k8s-edge"; docs/scenarios.md):
+Discipline (docs/design.md, "Service discipline in k8s-edge"; docs/scenarios.md):
 
 - A pod is placed when it is bound and queues at its node. The node runs at most
   ``concurrency`` pods at a time and starts them in placement (FIFO) order: a pod never

@@ -1,7 +1,8 @@
 """The DEdgeAI simulator of the LAD-TS paper (Xu et al., arXiv 2412.18212), as published.
 
 The executable definition is ``environment_lad.py`` / ``main_lad.py`` of ChangfuXu/DEdgeAI
-(see ``reference/ladts-paper.md`` §1). This is a clean, vectorised reimplementation:
+(arXiv 2412.18212, its system model; docs/scenarios.md). This is a clean, vectorised
+reimplementation:
 
 - ``B`` base stations (BS), each with one edge server (ES); an episode has ``T`` slots of
   ``Δ`` seconds; decisions happen in slots ``0..T-2`` (the published loops stop one slot
