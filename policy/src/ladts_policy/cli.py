@@ -31,6 +31,8 @@ SUBCOMMANDS: dict[str, Subcommand] = {
                            "ladts_policy.commands.evaluate"),
     "train": Subcommand("train LAD-TS or a DRL baseline (needs the train extra: torch)",
                         "ladts_policy.commands.train"),
+    "export": Subcommand("export a cluster actor checkpoint to a serving-contract ONNX policy "
+                         "(needs the train extra)", "ladts_policy.commands.export"),
     "scenarios": Subcommand("list scenario presets or validate a scenario file",
                             "ladts_policy.commands.scenarios"),
     "calibrate": Subcommand("calibrate a k8s-edge scenario YAML from the extender's trace log",

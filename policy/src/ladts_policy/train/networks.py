@@ -59,6 +59,26 @@ def vp_betas(steps: int, beta_min: float, beta_max: float) -> torch.Tensor:
                            / steps**2)
 
 
+def vp_reverse_coefficients(steps: int, beta_min: float, beta_max: float) -> torch.Tensor:
+    """float64 [3, I]: ``(a_i, b_i, σ_i)`` of the reverse step ``x_{i−1} = a·x_i − b·ε + σ·z``.
+
+    ``x̂_0 = √(1/ᾱ)·x − √(1/ᾱ − 1)·ε`` and the posterior mean ``μ = c1·x̂_0 + c2·x`` fold
+    into ``μ = a·x − b·ε``; ``σ`` is the posterior standard deviation (``≈ 0`` at ``i = 1``).
+    """
+    beta = vp_betas(steps, beta_min, beta_max)
+    alpha = 1.0 - beta
+    abar = torch.cumprod(alpha, 0)
+    abar_prev = torch.cat([torch.ones(1, dtype=torch.float64), abar[:-1]])
+    var = beta * (1.0 - abar_prev) / (1.0 - abar)
+    c1 = beta * torch.sqrt(abar_prev) / (1.0 - abar)
+    c2 = (1.0 - abar_prev) * torch.sqrt(alpha) / (1.0 - abar)
+    return torch.stack([
+        c1 * torch.sqrt(1.0 / abar) + c2,                   # a: weight of x_i
+        c1 * torch.sqrt(1.0 / abar - 1.0),                  # b: weight of ε
+        torch.exp(0.5 * torch.log(var.clamp(min=1e-20))),   # posterior σ
+    ])
+
+
 def sinusoidal_embedding(steps: int, dim: int) -> torch.Tensor:
     """float32 [I, dim]: the usual sin/cos embedding of step indices ``0..I−1`` (no MLP)."""
     half = dim // 2
@@ -89,20 +109,8 @@ class DiffusionActor(nn.Module):
         self.steps = steps
         self.eps_softmax = eps_softmax
         self.eps_net = BatchedMLP(agents, num_actions + time_dim + state_dim, hidden, num_actions)
-        beta = vp_betas(steps, beta_min, beta_max)
-        alpha = 1.0 - beta
-        abar = torch.cumprod(alpha, 0)
-        abar_prev = torch.cat([torch.ones(1, dtype=torch.float64), abar[:-1]])
-        var = beta * (1.0 - abar_prev) / (1.0 - abar)
-        # x̂_0 = √(1/ᾱ)·x − √(1/ᾱ − 1)·ε and μ = c1·x̂_0 + c2·x fold into μ = a·x − b·ε.
-        c1 = beta * torch.sqrt(abar_prev) / (1.0 - abar)
-        c2 = (1.0 - abar_prev) * torch.sqrt(alpha) / (1.0 - abar)
-        coefs = torch.stack([
-            c1 * torch.sqrt(1.0 / abar) + c2,                   # a: weight of x_i
-            c1 * torch.sqrt(1.0 / abar - 1.0),                  # b: weight of ε
-            torch.exp(0.5 * torch.log(var.clamp(min=1e-20))),   # posterior σ
-        ]).float()
-        self.register_buffer("coef_CI", coefs)
+        self.register_buffer("coef_CI", vp_reverse_coefficients(steps, beta_min, beta_max)
+                             .float())
         self.register_buffer("time_IT", sinusoidal_embedding(steps, time_dim))
 
     def forward(self, state_AMF: torch.Tensor, x_start_AMN: torch.Tensor) -> torch.Tensor:
