@@ -92,7 +92,11 @@ def untrained_checkpoint(seed: int, cfg: ClusterActorConfig | None = None,
 
 def example_inputs(cfg: ClusterActorConfig, *, batch: int, nodes: int,
                    generator: torch.Generator | None = None) -> tuple[torch.Tensor, ...]:
-    """Random contract inputs (about 80 % of nodes valid), in :data:`INPUTS` order."""
+    """Random contract inputs (about 80 % of nodes valid), in :data:`INPUTS` order.
+
+    Features and noise are standard normal; the latent start is uniform in (−1, 1), the range
+    of the ``tanh`` latent the actor returns.
+    """
     g = generator or torch.Generator().manual_seed(0)
     mask = torch.rand(batch, nodes, generator=g) < 0.8
     mask[:, 0] = True
@@ -101,7 +105,7 @@ def example_inputs(cfg: ClusterActorConfig, *, batch: int, nodes: int,
         mask,
         torch.randn(batch, cfg.task_dim, generator=g),
         torch.randn(batch, cfg.global_dim, generator=g),
-        torch.randn(batch, nodes, cfg.latent_dim, generator=g),
+        torch.rand(batch, nodes, cfg.latent_dim, generator=g) * 2.0 - 1.0,
         torch.randn(batch, cfg.steps, nodes, cfg.latent_dim, generator=g),
     )
 

@@ -8,8 +8,11 @@ masked mean over the valid nodes) plus the task and global rows, so the same wei
 or 500 nodes. The reverse chain is the paper's VP schedule with ``K`` steps unrolled; it starts
 from the latent start input (the latent action warm start, zeros when none) and takes its
 noise as an input (never sampled inside: the ONNX export is deterministic given its inputs).
-The final latent is projected to one logit per node and a masked softmax gives the action
-probabilities (exactly zero on masked nodes).
+The final latent ``x_0`` is projected to one logit per node and a masked softmax gives the
+action probabilities (exactly zero on masked nodes); the latent returned for the warm-start
+memory is ``tanh(x_0)``, bounded as the paper's stored action distribution is (the VP
+reverse step scales ``x`` by ``a_i > 1``, about 12x over five steps, so feeding ``x_0`` back
+unbounded would grow geometrically from one decision to the next).
 
 Shapes: ``B`` batch, ``N`` nodes, ``F``/``T``/``G`` node/task/global feature widths
 (``ladts_policy.contract.SPEC``), ``H`` hidden width, ``L`` latent width, ``K`` steps,
@@ -159,8 +162,8 @@ class ClusterDiffusionActor(nn.Module):
     Each step predicts ``ε = ε_θ(x_i, emb(i), [h_n, ctx])`` per node and applies the paper's
     reverse update ``x_{i−1} = a_i·x_i − b_i·ε + σ_i·z_i`` (``σ_0 = 0``: the last step adds
     no noise, as in :class:`ladts_policy.train.networks.DiffusionActor`). ``z`` is
-    ``noise_BKNL[:, K−1−i]`` (step ``K`` uses the first draw). The final latent ``x_0`` is the
-    stored warm start; ``logit_n = w·x_0,n + c`` and a masked softmax give the probabilities.
+    ``noise_BKNL[:, K−1−i]`` (step ``K`` uses the first draw). ``logit_n = w·x_0,n + c`` and a
+    masked softmax give the probabilities; ``tanh(x_0)`` is the latent to store.
     """
 
     def __init__(self, cfg: ClusterActorConfig) -> None:
@@ -196,7 +199,7 @@ class ClusterDiffusionActor(nn.Module):
             noise: float32 [B, K, N, L], standard normal draws.
 
         Returns:
-            ``(action_probs [B, N], latent [B, N, L])``.
+            ``(action_probs [B, N], latent [B, N, L])``, the latent ``tanh(x_0)``.
         """
         node_BNF, task_BT, global_BG = self.norm(node_features, task_features, global_features)
         h_BNH, ctx_BH = self.encoder(node_BNF, node_mask, task_BT, global_BG)
@@ -210,7 +213,7 @@ class ClusterDiffusionActor(nn.Module):
             x_BNL = (coef_CK[0, i] * x_BNL - coef_CK[1, i] * eps_BNL
                      + coef_CK[2, i] * noise[:, steps - 1 - i])
         logits_BN = self.logit(x_BNL).squeeze(-1)
-        return masked_softmax(logits_BN, node_mask), x_BNL
+        return masked_softmax(logits_BN, node_mask), torch.tanh(x_BNL)
 
 
 class ClusterTwinQ(nn.Module):
