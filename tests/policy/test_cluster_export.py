@@ -12,24 +12,24 @@ import yaml
 pytest.importorskip("torch")
 pytest.importorskip("onnx")
 
-import onnx  # noqa: E402
-import torch  # noqa: E402
+import onnx
+import torch
 
-from ladts_policy.cli import main  # noqa: E402
-from ladts_policy.evaluate import evaluate  # noqa: E402
-from ladts_policy.features import encode  # noqa: E402
-from ladts_policy.onnx_eval import OnnxEvalPolicy, load_policy_session  # noqa: E402
-from ladts_policy.policy_contract import INPUTS, METADATA_KEYS  # noqa: E402
-from ladts_policy.sim.scenario import load_scenario  # noqa: E402
-from ladts_policy.train.checkpoint import CheckpointError, save  # noqa: E402
-from ladts_policy.train.cluster_export import (  # noqa: E402
+from ladts_policy.cli import main
+from ladts_policy.evaluate import evaluate
+from ladts_policy.features import encode
+from ladts_policy.onnx_eval import OnnxEvalPolicy, load_policy_session
+from ladts_policy.policy_contract import INPUTS, METADATA_KEYS
+from ladts_policy.sim.scenario import load_scenario
+from ladts_policy.train.checkpoint import CheckpointError, save
+from ladts_policy.train.cluster_export import (
     example_inputs,
     load_cluster_checkpoint,
     save_cluster_checkpoint,
     torch_forward,
     untrained_checkpoint,
 )
-from ladts_policy.train.cluster_networks import ClusterTwinQ  # noqa: E402
+from ladts_policy.train.cluster_networks import ClusterTwinQ
 
 TOL = 1e-5
 PRESET = Path(__file__).parents[2] / "policy/src/ladts_policy/scenarios/k8s-edge.yaml"
@@ -110,7 +110,7 @@ def test_parity_on_random_inputs_and_mask(exported, checkpoint, nodes):
 
 
 def test_the_noise_and_the_warm_start_drive_the_chain(exported):
-    session, info = load_policy_session(exported)
+    session, _ = load_policy_session(exported)
     actor = untrained_checkpoint(7).actor
     gen = torch.Generator().manual_seed(1)
     feeds = {s.name: t.numpy() for s, t in

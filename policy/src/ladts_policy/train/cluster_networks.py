@@ -103,9 +103,12 @@ class FeatureNorm(nn.Module):
     def forward(self, node_BNF: torch.Tensor, task_BT: torch.Tensor, global_BG: torch.Tensor
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The normalised groups, shapes unchanged."""
-        return ((node_BNF - self.node_mean) / self.node_scale,
-                (task_BT - self.task_mean) / self.task_scale,
-                (global_BG - self.global_mean) / self.global_scale)
+        out = []
+        for group, x in (("node", node_BNF), ("task", task_BT), ("global", global_BG)):
+            mean: torch.Tensor = getattr(self, f"{group}_mean")
+            scale: torch.Tensor = getattr(self, f"{group}_scale")
+            out.append((x - mean) / scale)
+        return out[0], out[1], out[2]
 
 
 class SetEncoder(nn.Module):
