@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import inspect
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,8 +114,9 @@ def example_inputs(cfg: ClusterActorConfig, *, batch: int, nodes: int,
 def export_onnx(ckpt: ClusterCheckpoint, out: Path, *, created: str | None = None) -> PolicyInfo:
     """Export the actor to ``out`` (atomically) and return what the file declares.
 
-    Uses the TorchScript-based exporter (``dynamo=False``): it needs no ``onnxscript`` and
-    the graph here is a fixed unrolled chain with no data-dependent control flow.
+    Uses the TorchScript-based exporter (``dynamo=False``; torch >= 2.9 defaults to the
+    dynamo exporter, which needs ``onnxscript``): the graph is a fixed unrolled chain with no
+    data-dependent control flow, which that exporter traces exactly, and no new dependency.
 
     Raises:
         ladts_policy.contract.ContractError: the exported file breaks the serving contract.
@@ -128,6 +130,9 @@ def export_onnx(ckpt: ClusterCheckpoint, out: Path, *, created: str | None = Non
     cfg = actor.cfg
     dynamic = {spec.name: {i: d for i, d in enumerate(spec.dims) if d in ("B", "N")}
                for spec in (*INPUTS, *OUTPUTS)}
+    # torch < 2.5 has no ``dynamo`` argument (and only the TorchScript exporter).
+    has_dynamo = "dynamo" in inspect.signature(torch.onnx.export).parameters
+    legacy: dict[str, Any] = {"dynamo": False} if has_dynamo else {}
     tmp = out.with_name(out.name + ".tmp")
     out.parent.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings():
@@ -135,7 +140,7 @@ def export_onnx(ckpt: ClusterCheckpoint, out: Path, *, created: str | None = Non
         torch.onnx.export(
             actor, example_inputs(cfg, batch=2, nodes=3), str(tmp),
             input_names=[s.name for s in INPUTS], output_names=[s.name for s in OUTPUTS],
-            dynamic_axes=dynamic, opset_version=OPSET, dynamo=False,
+            dynamic_axes=dynamic, opset_version=OPSET, **legacy,
         )
     model = onnx.load(str(tmp))
     meta = make_metadata(
