@@ -303,7 +303,7 @@ def _timings(completions: list[dict[str, Any]], profiles: dict[str, GpuProfile],
             nonpositive += 1  # finished before its FIFO start: out of order, not a timing
             continue
         timing = profiles[profile].timings[model]
-        warm_s = timing.overhead_s + steps * timing.s_per_step
+        warm_s = timing.service_s(steps)
         samples[(profile, model)].append(
             (float(observed), warm_s, predicted - warm_s > 0.5 * timing.load_s))
     lines: list[str] = []
