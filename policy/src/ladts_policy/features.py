@@ -163,6 +163,13 @@ def _normalise(raw: np.ndarray, d: FeatureDef) -> np.ndarray:
     return x
 
 
+_NODE_SCALE_F = np.array([d.scale for d in SPEC.node], dtype=np.float64)
+"""float [F]: the scale of each node feature column (``SPEC.node`` order)."""
+
+_NODE_LOG1P_F = np.array([d.transform == "log1p" for d in SPEC.node])
+"""bool [F]: the node feature columns that take ``log1p`` after scaling."""
+
+
 def _node_raw(snapshot: ClusterSnapshot, name: str) -> np.ndarray:
     if name.startswith("loaded="):
         column = MODEL_VOCAB.index(name.removeprefix("loaded="))
@@ -191,8 +198,14 @@ def encode(snapshot: ClusterSnapshot, task: TaskSpec, *, node_slots: int) -> Enc
     present = snapshot.present_N.astype(bool)
     mask_N = present & snapshot.ready_N.astype(bool) & snapshot.fits_N.astype(bool)
     rows_SF = np.zeros((node_slots, len(SPEC.node)), dtype=np.float32)
-    for j, d in enumerate(SPEC.node):
-        rows_SF[:n, j] = np.where(present, _normalise(_node_raw(snapshot, d.name), d), 0.0)
+    # All columns at once (the extender encodes every decision): the same element-wise
+    # operations as _normalise, column by column.
+    raw_NF = np.column_stack([_node_raw(snapshot, d.name) for d in SPEC.node]).reshape(
+        n, len(SPEC.node))
+    x_NF = raw_NF / _NODE_SCALE_F
+    x_NF = np.where(np.isfinite(x_NF), x_NF, 0.0)
+    x_NF = np.where(_NODE_LOG1P_F, np.log1p(np.maximum(x_NF, 0.0)), x_NF)
+    rows_SF[:n] = np.where(present[:, None], x_NF, 0.0)
     node_mask_S = np.zeros(node_slots, dtype=bool)
     node_mask_S[:n] = mask_N
     return EncodedFeatures(
