@@ -1,0 +1,723 @@
+"""Compiled dynamics of the vectorised ``k8s-edge`` simulator (struct-of-arrays over envs).
+
+The same discipline as :class:`ladts_policy.sim.node_service.NodeServer` and
+:class:`ladts_policy.sim.cluster_state.EnvState` (the reference, which stays as it is), for
+the common case every preset uses: **one pod at a time per node** (``concurrency == 1``) and
+the time-sliced (not ``exclusive``) mode. ``ladts_policy.sim.cluster_vec`` builds the arrays
+and falls back to the reference for any other scenario.
+
+With one slot the node is a FIFO: pods start and finish in placement order, a pod starts at
+``max(now, finish of the pod ahead, last start)``, and no model is busy when a pod starts, so
+a cold start evicts idle models least recently used first until the new one fits. A model's
+ready time never delays a start (its load ends inside the run of the pod that loaded it), so
+it is not kept. Each node's pods live in a linear buffer ``[E, N, Q]`` in placement order with
+three cursors: ``q_obs`` (first pod the corrector has not learned from), ``q_pod`` (first
+unfinished pod) and ``q_hi`` (end). Every entry also stores the model cache *before* its
+start, so the cache a scrape at ``t`` saw is the pre-state of the first entry starting after
+``t`` (``NodeServer.loaded_at`` undoes those starts one by one: the same result).
+
+Every function here mirrors one method of the reference (named in its docstring); the
+differential test ``tests/policy/test_cluster_vec.py`` checks that both agree to 1e-9 s.
+Arrays are passed as named tuples (:class:`Static`, :class:`Episode`, :class:`Dyn`); the
+Python side owns them. Shapes: ``E`` envs, ``N`` nodes, ``M`` models, ``Q`` pod buffer,
+``T`` requests, ``K`` churn events.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, NamedTuple
+
+import numba
+import numpy as np
+from numba.core import types
+from numba.experimental import structref
+
+LEAVE = 0
+JOIN = 1
+
+OK = 0
+"""Kernel status: every environment was stepped."""
+
+GROW = 1
+"""Kernel status: a node's pod buffer is full; grow ``Q`` and call again from ``env``."""
+
+_INF = math.inf
+
+
+class Static(NamedTuple):
+    """Scenario constants (``StaticArrays`` plus the scalars the dynamics need)."""
+
+    can_run_NM: np.ndarray
+    s_per_step_NM: np.ndarray
+    overhead_s_NM: np.ndarray
+    load_s_NM: np.ndarray
+    memory_gib_NM: np.ndarray
+    speed_NM: np.ndarray
+    vram_gib_N: np.ndarray
+    cpu_N: np.ndarray
+    memory_N: np.ndarray
+    pod_cpu_M: np.ndarray
+    pod_mem_M: np.ndarray
+    scrape_interval_s: float
+    max_down_fraction: float
+    alpha: float
+    log_max_ratio: float
+
+
+class Episode(NamedTuple):
+    """Per-environment draws, padded to the longest episode."""
+
+    arrival_ET: np.ndarray
+    model_ET: np.ndarray
+    steps_ET: np.ndarray
+    noise_ET: np.ndarray
+    num_tasks_E: np.ndarray
+    tasks_EMT: np.ndarray  # the task indices of each model in arrival order
+    churn_t_EK: np.ndarray
+    churn_node_EK: np.ndarray
+    churn_kind_EK: np.ndarray
+    num_churn_E: np.ndarray
+    node_factor_EN: np.ndarray
+    scrape_phase_EN: np.ndarray
+    preload_ENM: np.ndarray  # resident model indices in list order, -1 padded
+
+
+class Dyn(NamedTuple):
+    """Mutable state of every environment (truth, the scheduler's view, and counters)."""
+
+    now_E: np.ndarray
+    task_E: np.ndarray
+    next_arrival_E: np.ndarray
+    next_churn_E: np.ndarray
+    head_EM: np.ndarray
+    tail_EM: np.ndarray
+    cordoned_EN: np.ndarray
+    # true node servers
+    loaded_ENM: np.ndarray
+    stamp_t_ENM: np.ndarray
+    stamp_q_ENM: np.ndarray
+    seq_EN: np.ndarray
+    last_start_EN: np.ndarray
+    restarted_EN: np.ndarray
+    req_cpu_EN: np.ndarray
+    req_mem_EN: np.ndarray
+    q_obs_EN: np.ndarray
+    q_pod_EN: np.ndarray
+    q_hi_EN: np.ndarray
+    b_start_ENQ: np.ndarray
+    b_finish_ENQ: np.ndarray
+    b_model_ENQ: np.ndarray
+    b_steps_ENQ: np.ndarray
+    b_cold_ENQ: np.ndarray
+    b_cpu_ENQ: np.ndarray
+    b_mem_ENQ: np.ndarray
+    b_pre_loaded_ENQM: np.ndarray
+    b_pre_t_ENQM: np.ndarray
+    b_pre_q_ENQM: np.ndarray
+    # ServiceTimeCorrector
+    pair_log_ENM: np.ndarray
+    pair_n_ENM: np.ndarray
+    node_log_EN: np.ndarray
+    node_n_EN: np.ndarray
+    # the scheduler's estimates (projections)
+    factor_ENM: np.ndarray
+    threshold_ENM: np.ndarray
+    cold_ENM: np.ndarray
+    evicts_ENMK: np.ndarray
+    observed_ENM: np.ndarray
+    queue_len_EN: np.ndarray
+    next_change_EN: np.ndarray
+    busy_until_EN: np.ndarray
+    stale_at_EN: np.ndarray
+    # episode totals
+    placed_E: np.ndarray
+    cold_starts_E: np.ndarray
+    busy_s_E: np.ndarray
+
+
+# Kernels take the three groups as StructRefs (one reference each): a named tuple of ~70
+# arrays costs about 1 us per call of a non-inlined function (every member is counted in
+# and out), which was most of the time of a decision.
+
+
+class _GroupType(types.StructRef):
+    def preprocess_fields(self, fields: Any) -> Any:
+        return tuple((name, types.unliteral(typ)) for name, typ in fields)
+
+
+@structref.register
+class _StaticType(_GroupType):
+    pass
+
+
+@structref.register
+class _EpisodeType(_GroupType):
+    pass
+
+
+@structref.register
+class _DynType(_GroupType):
+    pass
+
+
+class StaticRef(structref.StructRefProxy):
+    """:class:`Static` as one reference for the kernels (same arrays, not copies)."""
+
+
+class EpisodeRef(structref.StructRefProxy):
+    """:class:`Episode` as one reference for the kernels."""
+
+
+class DynRef(structref.StructRefProxy):
+    """:class:`Dyn` as one reference for the kernels."""
+
+
+structref.define_proxy(StaticRef, _StaticType, list(Static._fields))
+structref.define_proxy(EpisodeRef, _EpisodeType, list(Episode._fields))
+structref.define_proxy(DynRef, _DynType, list(Dyn._fields))
+
+
+# --- one node's true server (NodeServer) ---------------------------------------------------
+
+
+@numba.njit(cache=True)
+def _service(overhead_s_NM: np.ndarray, s_per_step_NM: np.ndarray, load_s_NM: np.ndarray,
+             n: int, m: int, steps: int, cold: bool) -> float:
+    """``NodeServer.service_s``: load (if cold) + ``ModelTiming.service_s``."""
+    warm = overhead_s_NM[n, m] + steps * s_per_step_NM[n, m]
+    return (load_s_NM[n, m] if cold else 0.0) + warm
+
+
+@numba.njit(cache=True)
+def _lru_order(loaded_M: np.ndarray, t_M: np.ndarray, q_M: np.ndarray, out_M: np.ndarray) -> int:
+    """Loaded models least recently used first (stamps compare as ``(t, seq)``)."""
+    count = 0
+    for k in range(loaded_M.shape[0]):
+        if loaded_M[k]:
+            pos = count
+            while pos > 0 and (t_M[out_M[pos - 1]] > t_M[k] or (
+                    t_M[out_M[pos - 1]] == t_M[k] and q_M[out_M[pos - 1]] > q_M[k])):
+                out_M[pos] = out_M[pos - 1]
+                pos -= 1
+            out_M[pos] = k
+            count += 1
+    return count
+
+
+@numba.njit(cache=True)
+def _make_room(vram_gib_N: np.ndarray, memory_gib_NM: np.ndarray, n: int, need: float,
+               loaded_M: np.ndarray, t_M: np.ndarray, q_M: np.ndarray, order_M: np.ndarray,
+               evict_M: np.ndarray) -> None:
+    """``NodeServer._make_room`` with no busy model: evict LRU-first until ``need`` fits."""
+    count = _lru_order(loaded_M, t_M, q_M, order_M)
+    evict_M[:] = False
+    used = 0.0
+    for i in range(count):  # summed in LRU order, as the reference's dict is kept
+        used += memory_gib_NM[n, order_M[i]]
+    free = vram_gib_N[n] - used
+    if free >= need:
+        return
+    for i in range(count):
+        k = order_M[i]
+        evict_M[k] = True
+        free += memory_gib_NM[n, k]
+        if free >= need:
+            return
+    evict_M[:] = False  # unreachable when the model fits the node
+
+
+@numba.njit(cache=True)
+def _prune(q_pod_EN: np.ndarray, q_hi_EN: np.ndarray, b_finish_ENQ: np.ndarray,
+           b_cpu_ENQ: np.ndarray, b_mem_ENQ: np.ndarray, req_cpu_EN: np.ndarray,
+           req_mem_EN: np.ndarray, e: int, n: int, now: float) -> None:
+    """``NodeServer._prune``: pods finished by ``now`` leave the queue (requests freed)."""
+    i = q_pod_EN[e, n]
+    hi = q_hi_EN[e, n]
+    while i < hi and b_finish_ENQ[e, n, i] <= now:
+        req_cpu_EN[e, n] -= b_cpu_ENQ[e, n, i]
+        req_mem_EN[e, n] -= b_mem_ENQ[e, n, i]
+        i += 1
+    q_pod_EN[e, n] = i
+
+
+@numba.njit(cache=True)
+def _stamp(seq_EN: np.ndarray, loaded_ENM: np.ndarray, stamp_t_ENM: np.ndarray,
+           stamp_q_ENM: np.ndarray, e: int, n: int, m: int, t: float) -> None:
+    seq_EN[e, n] += 1
+    loaded_ENM[e, n, m] = True
+    stamp_t_ENM[e, n, m] = t
+    stamp_q_ENM[e, n, m] = seq_EN[e, n]
+
+
+@numba.njit(cache=True)
+def _restart(s: Static, ep: Episode, d: Dyn, e: int, n: int, now: float) -> None:
+    """``NodeServer.restart``: only the preloaded models (that fit, in list order) stay."""
+    d.loaded_ENM[e, n, :] = False
+    used = 0.0
+    for i in range(ep.preload_ENM.shape[2]):
+        m = ep.preload_ENM[e, n, i]
+        if m < 0:
+            break
+        if s.can_run_NM[n, m] and used + s.memory_gib_NM[n, m] <= s.vram_gib_N[n]:
+            used += s.memory_gib_NM[n, m]
+            _stamp(d.seq_EN, d.loaded_ENM, d.stamp_t_ENM, d.stamp_q_ENM, e, n, m, now)
+    d.last_start_EN[e, n] = now
+    d.restarted_EN[e, n] = now
+
+
+@numba.njit(cache=True)
+def _compact(s: Static, d: Dyn, e: int, n: int) -> bool:
+    """Drop buffer entries nothing needs any more; False when the buffer is still full."""
+    hi = d.q_hi_EN[e, n]
+    horizon = d.now_E[e] - s.scrape_interval_s  # loaded_at never looks further back
+    lo = 0
+    while lo < d.q_obs_EN[e, n] and d.b_start_ENQ[e, n, lo] <= horizon:
+        lo += 1
+    if lo > 0:
+        keep = hi - lo
+        d.b_start_ENQ[e, n, :keep] = d.b_start_ENQ[e, n, lo:hi].copy()
+        d.b_finish_ENQ[e, n, :keep] = d.b_finish_ENQ[e, n, lo:hi].copy()
+        d.b_model_ENQ[e, n, :keep] = d.b_model_ENQ[e, n, lo:hi].copy()
+        d.b_steps_ENQ[e, n, :keep] = d.b_steps_ENQ[e, n, lo:hi].copy()
+        d.b_cold_ENQ[e, n, :keep] = d.b_cold_ENQ[e, n, lo:hi].copy()
+        d.b_cpu_ENQ[e, n, :keep] = d.b_cpu_ENQ[e, n, lo:hi].copy()
+        d.b_mem_ENQ[e, n, :keep] = d.b_mem_ENQ[e, n, lo:hi].copy()
+        d.b_pre_loaded_ENQM[e, n, :keep] = d.b_pre_loaded_ENQM[e, n, lo:hi].copy()
+        d.b_pre_t_ENQM[e, n, :keep] = d.b_pre_t_ENQM[e, n, lo:hi].copy()
+        d.b_pre_q_ENQM[e, n, :keep] = d.b_pre_q_ENQM[e, n, lo:hi].copy()
+        d.q_obs_EN[e, n] -= lo
+        d.q_pod_EN[e, n] -= lo
+        d.q_hi_EN[e, n] = keep
+    return d.q_hi_EN[e, n] < d.b_start_ENQ.shape[2]
+
+
+@numba.njit(cache=True)
+def _place_true(s: Static, ep: Episode, d: Dyn, e: int, n: int, order_M: np.ndarray,
+                evict_M: np.ndarray) -> float:
+    """``EnvState.place`` -> ``NodeServer.place``; returns the pod's finish time."""
+    task = d.task_E[e]
+    m = ep.model_ET[e, task]
+    steps = ep.steps_ET[e, task]
+    now = d.now_E[e]
+    tf = ep.node_factor_EN[e, n] * ep.noise_ET[e, task]
+    hi = d.q_hi_EN[e, n]
+    threshold = d.last_start_EN[e, n]
+    if hi > d.q_pod_EN[e, n] and d.b_finish_ENQ[e, n, hi - 1] > threshold:
+        threshold = d.b_finish_ENQ[e, n, hi - 1]
+    cold = not d.loaded_ENM[e, n, m]
+    if cold:
+        _make_room(s.vram_gib_N, s.memory_gib_NM, n, s.memory_gib_NM[n, m], d.loaded_ENM[e, n], d.stamp_t_ENM[e, n],
+                   d.stamp_q_ENM[e, n], order_M, evict_M)
+    else:
+        evict_M[:] = False
+    start = max(now, threshold)
+    finish = start + tf * _service(s.overhead_s_NM, s.s_per_step_NM, s.load_s_NM, n, m, steps, cold)
+    _prune(d.q_pod_EN, d.q_hi_EN, d.b_finish_ENQ, d.b_cpu_ENQ, d.b_mem_ENQ,
+           d.req_cpu_EN, d.req_mem_EN, e, n, now)
+    # the entry keeps the cache before this start (NodeServer._events)
+    d.b_start_ENQ[e, n, hi] = start
+    d.b_finish_ENQ[e, n, hi] = finish
+    d.b_model_ENQ[e, n, hi] = m
+    d.b_steps_ENQ[e, n, hi] = steps
+    d.b_cold_ENQ[e, n, hi] = cold
+    d.b_cpu_ENQ[e, n, hi] = s.pod_cpu_M[m]
+    d.b_mem_ENQ[e, n, hi] = s.pod_mem_M[m]
+    d.b_pre_loaded_ENQM[e, n, hi] = d.loaded_ENM[e, n]
+    d.b_pre_t_ENQM[e, n, hi] = d.stamp_t_ENM[e, n]
+    d.b_pre_q_ENQM[e, n, hi] = d.stamp_q_ENM[e, n]
+    d.q_hi_EN[e, n] = hi + 1
+    d.req_cpu_EN[e, n] += s.pod_cpu_M[m]
+    d.req_mem_EN[e, n] += s.pod_mem_M[m]
+    d.last_start_EN[e, n] = start
+    for k in range(evict_M.shape[0]):
+        if evict_M[k]:
+            d.loaded_ENM[e, n, k] = False
+    _stamp(d.seq_EN, d.loaded_ENM, d.stamp_t_ENM, d.stamp_q_ENM, e, n, m, start)
+    d.placed_E[e] += 1
+    d.cold_starts_E[e] += 1 if cold else 0
+    d.busy_s_E[e] += finish - start
+    return finish
+
+
+# --- the scheduler's view of one node (EnvState._refresh_node) ------------------------------
+
+
+@numba.njit(cache=True)
+def _metrics_age(interval: float, phase: float, now: float) -> float:
+    """``EnvState.metrics_age_s``."""
+    if interval <= 0.0:
+        return 0.0
+    return (now - phase) % interval
+
+
+@numba.njit(cache=True)
+def _observe(s: Static, d: Dyn, e: int, n: int) -> None:
+    """``EnvState._observe_completions`` with ``ServiceTimeCorrector.observe``."""
+    lo = d.q_obs_EN[e, n]
+    hi = d.q_pod_EN[e, n]
+    if lo == hi:
+        return
+    bound = s.log_max_ratio
+    alpha = s.alpha
+    for i in range(lo, hi):
+        m = d.b_model_ENQ[e, n, i]
+        observed = d.b_finish_ENQ[e, n, i] - d.b_start_ENQ[e, n, i]
+        predicted = 1.0 * _service(s.overhead_s_NM, s.s_per_step_NM, s.load_s_NM, n, m, d.b_steps_ENQ[e, n, i], d.b_cold_ENQ[e, n, i])
+        if not (observed > 0.0 and predicted > 0.0):
+            continue
+        if not (math.isfinite(observed) and math.isfinite(predicted)):
+            continue
+        log_ratio = min(max(math.log(observed / predicted), -bound), bound)
+        if d.pair_n_ENM[e, n, m] == 0:
+            d.pair_log_ENM[e, n, m] = log_ratio
+        else:
+            d.pair_log_ENM[e, n, m] = (1.0 - alpha) * d.pair_log_ENM[e, n, m] + alpha * log_ratio
+        d.pair_n_ENM[e, n, m] += 1
+        if d.node_n_EN[e, n] == 0:
+            d.node_log_EN[e, n] = log_ratio
+        else:
+            d.node_log_EN[e, n] = (1.0 - alpha) * d.node_log_EN[e, n] + alpha * log_ratio
+        d.node_n_EN[e, n] += 1
+    d.q_obs_EN[e, n] = hi
+    for m in range(d.factor_ENM.shape[2]):
+        if d.pair_n_ENM[e, n, m] > 0:
+            d.factor_ENM[e, n, m] = math.exp(d.pair_log_ENM[e, n, m])
+        elif d.node_n_EN[e, n] > 0:
+            d.factor_ENM[e, n, m] = math.exp(d.node_log_EN[e, n])
+        else:
+            d.factor_ENM[e, n, m] = 1.0
+
+
+@numba.njit(cache=True)
+def _refresh(s: Static, ep: Episode, d: Dyn, e: int, n: int, order_M: np.ndarray,
+             evict_M: np.ndarray, p_loaded_M: np.ndarray, p_t_M: np.ndarray,
+             p_q_M: np.ndarray) -> None:
+    """``EnvState._refresh_node``: counts, completions, then the node's projection."""
+    now = d.now_E[e]
+    # _refresh_counts
+    _prune(d.q_pod_EN, d.q_hi_EN, d.b_finish_ENQ, d.b_cpu_ENQ, d.b_mem_ENQ,
+           d.req_cpu_EN, d.req_mem_EN, e, n, now)
+    lo, hi = d.q_pod_EN[e, n], d.q_hi_EN[e, n]
+    d.queue_len_EN[e, n] = hi - lo
+    if hi == lo:
+        d.req_cpu_EN[e, n] = 0.0
+        d.req_mem_EN[e, n] = 0.0
+        d.next_change_EN[e, n] = _INF
+    elif d.b_start_ENQ[e, n, lo] > now:
+        d.next_change_EN[e, n] = d.b_start_ENQ[e, n, lo]
+    else:
+        d.next_change_EN[e, n] = d.b_finish_ENQ[e, n, lo]
+    _observe(s, d, e, n)
+    # what the last scrape saw: the cache before the first start after it (loaded_at)
+    age = _metrics_age(s.scrape_interval_s, ep.scrape_phase_EN[e, n], now)
+    seen = max(now - age, d.restarted_EN[e, n])
+    first = -1
+    i = hi - 1
+    while i >= 0 and d.b_start_ENQ[e, n, i] > seen:
+        first = i
+        i -= 1
+    if first >= 0:
+        p_loaded_M[:] = d.b_pre_loaded_ENQM[e, n, first]
+        p_t_M[:] = d.b_pre_t_ENQM[e, n, first]
+        p_q_M[:] = d.b_pre_q_ENQM[e, n, first]
+    else:
+        p_loaded_M[:] = d.loaded_ENM[e, n]
+        p_t_M[:] = d.stamp_t_ENM[e, n]
+        p_q_M[:] = d.stamp_q_ENM[e, n]
+    d.observed_ENM[e, n] = p_loaded_M
+    # node_service.project: set_loaded, pin the running pod, place the queued ones
+    seq = 0
+    for k in range(p_loaded_M.shape[0]):
+        if p_loaded_M[k] and p_q_M[k] + 1 > seq:
+            seq = p_q_M[k] + 1
+    last_start = max(0.0, now)
+    has_pods = False
+    last_finish = -_INF
+    stale = _INF
+    j = lo
+    if j < hi and d.b_start_ENQ[e, n, j] <= now:
+        m = d.b_model_ENQ[e, n, j]
+        start = d.b_start_ENQ[e, n, j]
+        f = d.factor_ENM[e, n, m]
+        run = 1.0 * f * _service(s.overhead_s_NM, s.s_per_step_NM, s.load_s_NM, n, m, d.b_steps_ENQ[e, n, j], d.b_cold_ENQ[e, n, j])
+        last_finish = max(start + run, now)
+        has_pods = True
+        last_start = max(last_start, start)
+        if not p_loaded_M[m]:
+            seq += 1
+            p_loaded_M[m] = True
+            p_t_M[m] = start
+            p_q_M[m] = seq
+        if last_finish > now:
+            stale = last_finish
+        j += 1
+    while j < hi:
+        m = d.b_model_ENQ[e, n, j]
+        f = d.factor_ENM[e, n, m]
+        threshold = last_start
+        if has_pods and last_finish > threshold:
+            threshold = last_finish
+        cold = not p_loaded_M[m]
+        if cold:
+            _make_room(s.vram_gib_N, s.memory_gib_NM, n, s.memory_gib_NM[n, m], p_loaded_M, p_t_M, p_q_M, order_M, evict_M)
+            for k in range(evict_M.shape[0]):
+                if evict_M[k]:
+                    p_loaded_M[k] = False
+        start = max(now, threshold)
+        finish = start + f * _service(s.overhead_s_NM, s.s_per_step_NM, s.load_s_NM, n, m, d.b_steps_ENQ[e, n, j], cold)
+        last_start = start
+        last_finish = finish
+        has_pods = True
+        seq += 1
+        p_loaded_M[m] = True
+        p_t_M[m] = start
+        p_q_M[m] = seq
+        if start <= now and finish > now and finish < stale:
+            stale = finish
+        j += 1
+    threshold = last_start
+    if has_pods and last_finish > threshold:
+        threshold = last_finish
+    for m in range(p_loaded_M.shape[0]):
+        d.evicts_ENMK[e, n, m, :] = False
+        if not s.can_run_NM[n, m]:
+            d.threshold_ENM[e, n, m] = _INF
+            d.cold_ENM[e, n, m] = True
+            continue
+        d.threshold_ENM[e, n, m] = threshold
+        cold = not p_loaded_M[m]
+        d.cold_ENM[e, n, m] = cold
+        if cold:
+            _make_room(s.vram_gib_N, s.memory_gib_NM, n, s.memory_gib_NM[n, m], p_loaded_M, p_t_M, p_q_M, order_M, evict_M)
+            d.evicts_ENMK[e, n, m, :] = evict_M
+    d.busy_until_EN[e, n] = max(last_finish if has_pods else -_INF, 0.0)
+    if s.scrape_interval_s > 0.0:
+        stale = min(stale, now + s.scrape_interval_s - age)
+    d.stale_at_EN[e, n] = stale
+
+
+# --- one environment's clock (EnvState.advance) --------------------------------------------
+
+
+@numba.njit(cache=True)
+def _schedulable(can_run: bool, cordoned: bool, req_cpu: float, req_mem: float,
+                 pod_cpu: float, pod_mem: float, cpu: float, memory: float) -> bool:
+    """``EnvState.schedulable_NM`` for one (node, model) (time-sliced mode)."""
+    tol = 1e-9
+    if not can_run or cordoned:
+        return False
+    return req_cpu + pod_cpu <= cpu + tol and req_mem + pod_mem <= memory + tol
+
+
+@numba.njit(cache=True)
+def _may_leave(s: Static, d: Dyn, e: int, node: int) -> bool:
+    """``EnvState._may_leave``."""
+    if d.cordoned_EN[e, node]:
+        return False
+    num_nodes = d.cordoned_EN.shape[1]
+    down = 1
+    for n in range(num_nodes):
+        if d.cordoned_EN[e, n]:
+            down += 1
+    if down > s.max_down_fraction * num_nodes:
+        return False
+    for m in range(s.can_run_NM.shape[1]):
+        served = False
+        for n in range(num_nodes):
+            if n != node and not d.cordoned_EN[e, n] and s.can_run_NM[n, m]:
+                served = True
+                break
+        if not served:
+            return False
+    return True
+
+
+@numba.njit(cache=True)
+def _set_clock(s: Static, ep: Episode, d: Dyn, e: int, now: float, order_M: np.ndarray,
+               evict_M: np.ndarray, p_loaded_M: np.ndarray, p_t_M: np.ndarray,
+               p_q_M: np.ndarray) -> None:
+    """``EnvState._set_clock`` with ``_apply_churn``."""
+    d.now_E[e] = now
+    k = d.next_churn_E[e]
+    while k < ep.num_churn_E[e] and ep.churn_t_EK[e, k] <= now:
+        node = ep.churn_node_EK[e, k]
+        kind = ep.churn_kind_EK[e, k]
+        k += 1
+        d.next_churn_E[e] = k
+        if kind == LEAVE and _may_leave(s, d, e, node):
+            d.cordoned_EN[e, node] = True
+        elif kind == JOIN and d.cordoned_EN[e, node]:
+            d.cordoned_EN[e, node] = False
+            t_join = ep.churn_t_EK[e, k - 1]
+            _prune(d.q_pod_EN, d.q_hi_EN, d.b_finish_ENQ, d.b_cpu_ENQ, d.b_mem_ENQ,
+           d.req_cpu_EN, d.req_mem_EN, e, node, t_join)
+            if d.q_pod_EN[e, node] == d.q_hi_EN[e, node]:
+                _restart(s, ep, d, e, node, t_join)
+                _refresh(s, ep, d, e, node, order_M, evict_M, p_loaded_M, p_t_M, p_q_M)
+    num_nodes = d.cordoned_EN.shape[1]
+    due = np.zeros(num_nodes, dtype=np.bool_)
+    for n in range(num_nodes):
+        due[n] = d.next_change_EN[e, n] <= now or d.stale_at_EN[e, n] <= now
+    for n in range(num_nodes):
+        if due[n]:
+            _refresh(s, ep, d, e, n, order_M, evict_M, p_loaded_M, p_t_M, p_q_M)
+
+
+@numba.njit(cache=True)
+def _advance(s: Static, ep: Episode, d: Dyn, e: int, order_M: np.ndarray, evict_M: np.ndarray,
+             p_loaded_M: np.ndarray, p_t_M: np.ndarray, p_q_M: np.ndarray) -> bool:
+    """``EnvState.advance``; False when pods would wait forever (the reference raises)."""
+    num_models = d.head_EM.shape[1]
+    num_nodes = d.cordoned_EN.shape[1]
+    t = d.now_E[e]
+    while True:
+        a = d.next_arrival_E[e]
+        while a < ep.num_tasks_E[e] and ep.arrival_ET[e, a] <= t:
+            d.tail_EM[e, ep.model_ET[e, a]] += 1
+            a += 1
+        d.next_arrival_E[e] = a
+        _set_clock(s, ep, d, e, t, order_M, evict_M, p_loaded_M, p_t_M, p_q_M)
+        best = -1
+        waiting = 0
+        for m in range(num_models):
+            pending = d.tail_EM[e, m] - d.head_EM[e, m]
+            waiting += pending
+            if pending == 0:
+                continue
+            servable = False
+            for n in range(num_nodes):
+                if _schedulable(s.can_run_NM[n, m], d.cordoned_EN[e, n], d.req_cpu_EN[e, n],
+                                 d.req_mem_EN[e, n], s.pod_cpu_M[m], s.pod_mem_M[m], s.cpu_N[n],
+                                 s.memory_N[n]):
+                    servable = True
+                    break
+            if servable:
+                head = ep.tasks_EMT[e, m, d.head_EM[e, m]]
+                if best < 0 or head < best:
+                    best = head
+        if best >= 0:
+            d.task_E[e] = best
+            d.head_EM[e, ep.model_ET[e, best]] += 1
+            return True
+        t_next = _INF
+        if a < ep.num_tasks_E[e]:
+            t_next = min(t_next, ep.arrival_ET[e, a])
+        if d.next_churn_E[e] < ep.num_churn_E[e]:
+            t_next = min(t_next, ep.churn_t_EK[e, d.next_churn_E[e]])
+        if waiting:
+            for n in range(num_nodes):
+                t_next = min(t_next, d.next_change_EN[e, n])
+        if math.isinf(t_next):
+            d.task_E[e] = -1
+            return waiting == 0
+        t = max(t, t_next)
+
+
+# --- entry points ---------------------------------------------------------------------------
+
+
+@numba.njit(cache=True)
+def init_envs(s: Static, ep: Episode, d: Dyn, envs: np.ndarray) -> int:
+    """``EnvState.__init__`` then ``advance`` for each env in ``envs`` (arrays already reset).
+
+    Returns the index into ``envs`` of an env whose pods would wait forever, or -1.
+    """
+    num_models = d.head_EM.shape[1]
+    order_M = np.zeros(num_models, dtype=np.int64)
+    evict_M = np.zeros(num_models, dtype=np.bool_)
+    p_loaded_M = np.zeros(num_models, dtype=np.bool_)
+    p_t_M = np.zeros(num_models)
+    p_q_M = np.zeros(num_models, dtype=np.int64)
+    for i in range(envs.shape[0]):
+        e = envs[i]
+        for n in range(d.cordoned_EN.shape[1]):
+            _restart(s, ep, d, e, n, 0.0)
+            _refresh(s, ep, d, e, n, order_M, evict_M, p_loaded_M, p_t_M, p_q_M)
+        if not _advance(s, ep, d, e, order_M, evict_M, p_loaded_M, p_t_M, p_q_M):
+            return i
+    return -1
+
+
+@numba.njit(cache=True)
+def step_envs(s: Static, ep: Episode, d: Dyn, actions_E: np.ndarray, first: int,
+              delay_E: np.ndarray) -> tuple[int, int]:
+    """Place env ``e``'s pending pod on ``actions_E[e]`` and advance it, for ``e >= first``.
+
+    Returns ``(status, env)``: ``(OK, -1)``; ``(GROW, e)`` when env ``e``'s node buffer is
+    full (nothing of env ``e`` changed: grow and call again from ``e``); ``(-1, e)`` when env
+    ``e``'s pods would wait forever.
+    """
+    num_models = d.head_EM.shape[1]
+    order_M = np.zeros(num_models, dtype=np.int64)
+    evict_M = np.zeros(num_models, dtype=np.bool_)
+    p_loaded_M = np.zeros(num_models, dtype=np.bool_)
+    p_t_M = np.zeros(num_models)
+    p_q_M = np.zeros(num_models, dtype=np.int64)
+    for e in range(first, d.task_E.shape[0]):
+        task = d.task_E[e]
+        if task < 0:
+            continue
+        n = actions_E[e]
+        if d.q_hi_EN[e, n] == d.b_start_ENQ.shape[2] and not _compact(s, d, e, n):
+            return GROW, e
+        finish = _place_true(s, ep, d, e, n, order_M, evict_M)
+        _refresh(s, ep, d, e, n, order_M, evict_M, p_loaded_M, p_t_M, p_q_M)
+        delay_E[e] = finish - ep.arrival_ET[e, task]
+        if not _advance(s, ep, d, e, order_M, evict_M, p_loaded_M, p_t_M, p_q_M):
+            return -1, e
+    return OK, -1
+
+
+@numba.njit(cache=True)
+def fill_view(s: Static, ep: Episode, d: Dyn, window_s: float, mask_EN: np.ndarray,
+              delay_EN: np.ndarray, cold_EN: np.ndarray, load_EN: np.ndarray,
+              evict_cost_EN: np.ndarray, capacity_EN: np.ndarray, queue_EN: np.ndarray,
+              requested_EN: np.ndarray, pop_EM: np.ndarray) -> None:
+    """The arrays of ``ClusterSimulator._view`` for every active env (same operations)."""
+    num_nodes = d.cordoned_EN.shape[1]
+    num_models = d.head_EM.shape[1]
+    for e in range(d.task_E.shape[0]):
+        task = d.task_E[e]
+        if task < 0:
+            mask_EN[e] = False
+            continue
+        now = d.now_E[e]
+        # popularity over the requests of the last window_s (EnvState.popularity_M)
+        hi = d.next_arrival_E[e]
+        lo = np.searchsorted(ep.arrival_ET[e, :hi], now - window_s, side="right")
+        pop_EM[e] = 0.0
+        for t in range(lo, hi):
+            pop_EM[e, ep.model_ET[e, t]] += 1.0
+        total = 0.0
+        for k in range(num_models):
+            total += pop_EM[e, k]
+        for k in range(num_models):
+            pop_EM[e, k] = pop_EM[e, k] / total if total > 0 else 1.0 / num_models
+        m = ep.model_ET[e, task]
+        steps = float(ep.steps_ET[e, task])
+        arrival = ep.arrival_ET[e, task]
+        for n in range(num_nodes):
+            can = s.can_run_NM[n, m]
+            f = d.factor_ENM[e, n, m]
+            cold = d.cold_ENM[e, n, m]
+            service = s.overhead_s_NM[n, m] + steps * s.s_per_step_NM[n, m]
+            service = (service + (s.load_s_NM[n, m] if cold else 0.0)) * f
+            delay_EN[e, n] = (max(now, d.threshold_ENM[e, n, m]) + service - arrival
+                              if can else _INF)
+            cold_EN[e, n] = cold
+            load_EN[e, n] = s.load_s_NM[n, m] * f if can else _INF
+            cost = 0.0
+            for k in range(num_models):
+                if d.evicts_ENMK[e, n, m, k]:
+                    est = (s.load_s_NM[n, k] if s.can_run_NM[n, k] else 0.0) * d.factor_ENM[e, n, k]
+                    cost += pop_EM[e, k] * est
+            evict_cost_EN[e, n] = cost
+            capacity_EN[e, n] = s.speed_NM[n, m]
+            queue_EN[e, n] = d.queue_len_EN[e, n]
+            cpu = d.req_cpu_EN[e, n] + s.pod_cpu_M[m]
+            mem = d.req_mem_EN[e, n] + s.pod_mem_M[m]
+            requested_EN[e, n] = min(0.5 * (cpu / s.cpu_N[n] + mem / s.memory_N[n]), 1.0)
+            mask_EN[e, n] = _schedulable(s.can_run_NM[n, m], d.cordoned_EN[e, n], d.req_cpu_EN[e, n],
+                                 d.req_mem_EN[e, n], s.pod_cpu_M[m], s.pod_mem_M[m], s.cpu_N[n],
+                                 s.memory_N[n])
