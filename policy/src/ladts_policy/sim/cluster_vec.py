@@ -17,12 +17,12 @@ Anything else (``concurrency > 1``, ``exclusive``) is not vectorised:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from ladts_policy.features import ClusterSnapshot, TaskSpec, loaded_multi_hot
+from ladts_policy.features_batch import SnapshotBatch
 from ladts_policy.service_estimate import CorrectionConfig
 from ladts_policy.sim import vec_dynamics as vd
 from ladts_policy.sim.base import DecisionView
@@ -56,6 +56,7 @@ _INITIAL: dict[str, tuple[Any, float | bool | int]] = {
     "queue_len_EN": (np.int64, 0), "next_change_EN": (float, math.inf),
     "busy_until_EN": (float, 0.0), "stale_at_EN": (float, math.inf),
     "placed_E": (np.int64, 0), "cold_starts_E": (np.int64, 0), "busy_s_E": (float, 0.0),
+    "win_lo_E": (np.int64, 0), "win_count_EM": (np.int64, 0),
 }
 
 
@@ -95,42 +96,6 @@ def make_cluster_simulator(
     return VecClusterSimulator(config, num_envs=num_envs)
 
 
-@dataclass(frozen=True)
-class SnapshotBatch:
-    """Every environment's :class:`ClusterSnapshot` and :class:`TaskSpec` as ``[E, ...]`` arrays.
-
-    Each ``NAME_EN`` field is ``ClusterSnapshot.NAME_N`` stacked over environments (rows of
-    inactive environments are zero); ``loaded_ENV`` stacks ``loaded_NV``.
-    """
-
-    active_E: np.ndarray
-    """bool [E]: the environment has a pending task (the other rows are zero)."""
-
-    arrays: dict[str, np.ndarray]
-    """``{ClusterSnapshot field name: [E, N] array}`` for every ``*_N`` field."""
-
-    loaded_ENV: np.ndarray
-    """float [E, N, V]: multi-hot of the loaded models over ``contract.MODEL_VOCAB``."""
-
-    pending_E: np.ndarray
-    """float [E]: ``ClusterSnapshot.pending``."""
-
-    popularity_E: np.ndarray
-    """float [E]: ``ClusterSnapshot.popularity``."""
-
-    model_E: tuple[str, ...]
-    """The task's model name per environment (``""`` where inactive)."""
-
-    steps_E: np.ndarray
-    """float [E]: ``TaskSpec.steps``."""
-
-    input_mbit_E: np.ndarray
-    """float [E]: ``TaskSpec.input_mbit``."""
-
-    wait_s_E: np.ndarray
-    """float [E]: ``TaskSpec.wait_s``."""
-
-
 class VecClusterSimulator:
     """Vectorised ``k8s-edge`` simulator (implements ``VecSimulator``; module docstring)."""
 
@@ -156,6 +121,7 @@ class VecClusterSimulator:
             scrape_interval_s=float(config.uncertainty.scrape_interval_s),
             max_down_fraction=float(config.churn.max_down_fraction),
             alpha=float(corr.alpha), log_max_ratio=float(math.log(corr.max_ratio)),
+            popularity_window_s=float(POPULARITY_WINDOW_S),
         )
         e, n, m = num_envs, self.num_nodes, len(config.models)
         self._dims = {"E": e, "N": n, "M": m, "K": m, "Q": buffer}
@@ -207,6 +173,7 @@ class VecClusterSimulator:
         """Start a new episode in one environment only (vector envs' autoreset)."""
         self._load_episode(env, seed)
         self._init(np.array([env]))
+        self._view()  # the new episode's mask and popularity window
 
     def current_view(self) -> DecisionView | None:
         """The view of the pending decisions (None when every episode has ended)."""
@@ -478,7 +445,7 @@ class VecClusterSimulator:
         if not active_E.any():
             return None
         out = self._view_out
-        self._fill_view(self._s_ref, self._ep_ref, self._d_ref, POPULARITY_WINDOW_S, out["mask"], out["delay"],
+        self._fill_view(self._s_ref, self._ep_ref, self._d_ref, out["mask"], out["delay"],
                      out["cold"], out["load"], out["evict"], out["capacity"], out["queue"],
                      out["requested"], self._pop_EM)
         self._mask_EN = out["mask"].copy()
@@ -512,18 +479,12 @@ class VecClusterSimulator:
         return out
 
     def _popularity(self, rows: np.ndarray) -> np.ndarray:
-        """Return float [R, M]: ``EnvState.popularity_M`` of each row."""
-        d, ep = self._d, self._ep
-        m = len(self.config.models)
-        out = np.zeros((len(rows), m))
-        for i, e in enumerate(rows):
-            hi = int(d.next_arrival_E[e])
-            arrivals = ep.arrival_ET[e, :hi]
-            lo = int(np.searchsorted(arrivals, d.now_E[e] - POPULARITY_WINDOW_S, side="right"))
-            counts = np.bincount(ep.model_ET[e, lo:hi], minlength=m).astype(float)
-            total = counts.sum()
-            out[i] = counts / total if total > 0 else np.full(m, 1.0 / m)
-        return out
+        """Return float [R, M]: ``EnvState.popularity_M`` of each row (window as of the view)."""
+        counts_RM = self._d.win_count_EM[rows].astype(float)
+        total_R1 = counts_RM.sum(axis=1, keepdims=True)
+        m = counts_RM.shape[1]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(total_R1 > 0, counts_RM / total_R1, 1.0 / m)
 
     def _metrics_age(self, rows: np.ndarray) -> np.ndarray:
         interval = self.config.uncertainty.scrape_interval_s

@@ -7,6 +7,12 @@ float32 [E, S, F], ``task`` [E, T], ``global`` [E, G], ``node_mask`` int8 [E, S]
 ``terminated`` and starts its next episode at once (autoreset in the same step: the returned
 observation is the new episode's first); its final delay is the reward of that step.
 Reward: minus the placed pod's delay in seconds.
+
+The environments run on the vectorised simulator
+(:class:`~ladts_policy.sim.cluster_vec.VecClusterSimulator`) with the batched encoder
+(:func:`ladts_policy.features_batch.encode_batch`) wherever it applies (one pod per node,
+time-sliced: every preset), else on the reference ``ClusterSimulator`` with
+:func:`ladts_policy.features.encode` per environment; both give the same observations.
 """
 
 from __future__ import annotations
@@ -18,8 +24,10 @@ import numpy as np
 
 from ladts_policy.contract import SPEC
 from ladts_policy.features import encode
+from ladts_policy.features_batch import encode_batch
 from ladts_policy.sim.cluster import ClusterSimulator
 from ladts_policy.sim.cluster_config import ClusterConfig
+from ladts_policy.sim.cluster_vec import VecClusterSimulator, make_cluster_simulator
 
 _HIGH = 1e6
 
@@ -29,7 +37,8 @@ class ClusterVectorEnv(gym.vector.VectorEnv):
 
     def __init__(self, config: ClusterConfig, *, num_envs: int,
                  node_slots: int | None = None) -> None:
-        self.sim = ClusterSimulator(config, num_envs=num_envs)
+        self.sim: VecClusterSimulator | ClusterSimulator = make_cluster_simulator(
+            config, num_envs=num_envs)
         self.num_envs = num_envs
         self.node_slots = node_slots or self.sim.num_nodes
         if self.node_slots < self.sim.num_nodes:
@@ -53,6 +62,11 @@ class ClusterVectorEnv(gym.vector.VectorEnv):
         return int(self._rng.integers(2**31 - 1))
 
     def _observe(self) -> dict[str, np.ndarray]:
+        if isinstance(self.sim, VecClusterSimulator):
+            enc = encode_batch(self.sim.snapshot_batch(), node_slots=self.node_slots)
+            self._mask_ES = enc.node_mask_ES
+            return {"nodes": enc.node_rows_ESF, "task": enc.task_ET, "global": enc.global_EG,
+                    "node_mask": enc.node_mask_ES.astype(np.int8)}
         obs = {k: np.zeros((self.num_envs, *v.shape), v.dtype)
                for k, v in self._spaces.items()}
         for e in range(self.num_envs):
@@ -92,7 +106,10 @@ class ClusterVectorEnv(gym.vector.VectorEnv):
             bad = int(np.flatnonzero(~valid)[0])
             raise ValueError(f"env {bad}: action {int(actions_E[bad])} is masked")
         delay_E, _ = self.sim.step(actions_E)
-        done_E = np.array([env.task < 0 for env in self.sim.envs])
+        if isinstance(self.sim, VecClusterSimulator):
+            done_E = ~self.sim.active_E
+        else:
+            done_E = np.array([env.task < 0 for env in self.sim.envs])
         for e in np.flatnonzero(done_E):
             self.sim.reset_env(int(e), self._next_seed())
         self.sim.current_view()  # refresh the simulator's own mask after any autoreset

@@ -63,6 +63,7 @@ class Static(NamedTuple):
     max_down_fraction: float
     alpha: float
     log_max_ratio: float
+    popularity_window_s: float
 
 
 class Episode(NamedTuple):
@@ -134,6 +135,9 @@ class Dyn(NamedTuple):
     placed_E: np.ndarray
     cold_starts_E: np.ndarray
     busy_s_E: np.ndarray
+    # requests per model arrived in the popularity window (first one in it: win_lo_E)
+    win_lo_E: np.ndarray
+    win_count_EM: np.ndarray
 
 
 # Kernels take the three groups as StructRefs (one reference each): a named tuple of ~70
@@ -575,6 +579,7 @@ def _advance(s: Static, ep: Episode, d: Dyn, e: int, order_M: np.ndarray, evict_
         a = d.next_arrival_E[e]
         while a < ep.num_tasks_E[e] and ep.arrival_ET[e, a] <= t:
             d.tail_EM[e, ep.model_ET[e, a]] += 1
+            d.win_count_EM[e, ep.model_ET[e, a]] += 1
             a += 1
         d.next_arrival_E[e] = a
         _set_clock(s, ep, d, e, t, order_M, evict_M, p_loaded_M, p_t_M, p_q_M)
@@ -670,7 +675,7 @@ def step_envs(s: Static, ep: Episode, d: Dyn, actions_E: np.ndarray, first: int,
 
 
 @numba.njit(cache=True)
-def fill_view(s: Static, ep: Episode, d: Dyn, window_s: float, mask_EN: np.ndarray,
+def fill_view(s: Static, ep: Episode, d: Dyn, mask_EN: np.ndarray,
               delay_EN: np.ndarray, cold_EN: np.ndarray, load_EN: np.ndarray,
               evict_cost_EN: np.ndarray, capacity_EN: np.ndarray, queue_EN: np.ndarray,
               requested_EN: np.ndarray, pop_EM: np.ndarray) -> None:
@@ -683,17 +688,20 @@ def fill_view(s: Static, ep: Episode, d: Dyn, window_s: float, mask_EN: np.ndarr
             mask_EN[e] = False
             continue
         now = d.now_E[e]
-        # popularity over the requests of the last window_s (EnvState.popularity_M)
+        # popularity over the requests of the last window (EnvState.popularity_M); ``now``
+        # never goes back within an episode, so the window's start only moves forward
         hi = d.next_arrival_E[e]
-        lo = np.searchsorted(ep.arrival_ET[e, :hi], now - window_s, side="right")
-        pop_EM[e] = 0.0
-        for t in range(lo, hi):
-            pop_EM[e, ep.model_ET[e, t]] += 1.0
+        lo = d.win_lo_E[e]
+        cut = now - s.popularity_window_s
+        while lo < hi and ep.arrival_ET[e, lo] <= cut:
+            d.win_count_EM[e, ep.model_ET[e, lo]] -= 1
+            lo += 1
+        d.win_lo_E[e] = lo
         total = 0.0
         for k in range(num_models):
-            total += pop_EM[e, k]
+            total += float(d.win_count_EM[e, k])
         for k in range(num_models):
-            pop_EM[e, k] = pop_EM[e, k] / total if total > 0 else 1.0 / num_models
+            pop_EM[e, k] = d.win_count_EM[e, k] / total if total > 0 else 1.0 / num_models
         m = ep.model_ET[e, task]
         steps = float(ep.steps_ET[e, task])
         arrival = ep.arrival_ET[e, task]
