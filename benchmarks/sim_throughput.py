@@ -3,10 +3,15 @@
 Each round resets ``--envs`` environments in lockstep (one episode each; ``paper`` about
 30 k decisions per episode, ``k8s-edge`` about 3,600, or ``--horizon-s`` seconds of it) and
 plays them to the end; the figure counts placed tasks only and is printed as
-``N decisions/s`` on the last line. Examples::
+``N decisions/s`` on the last line. ``k8s-edge`` runs on the vectorised simulator
+(``ladts_policy.sim.cluster_vec``; ``--reference`` for ``ClusterSimulator``), ``--encoded``
+steps the Gymnasium ``ClusterVectorEnv`` and counts encoded steps. The first round includes
+loading the compiled kernels (compiling them once per checkout); ``--warmup`` plays one short
+round first so the figure is the steady state. Examples::
 
     python benchmarks/sim_throughput.py --scenario paper --envs 256 --episodes 2
     python benchmarks/sim_throughput.py --scenario k8s-edge --envs 64 --horizon-s 300
+    python benchmarks/sim_throughput.py --scenario k8s-edge --envs 64 --encoded
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import numpy as np
 
 from ladts_policy.baselines import make_policy
 from ladts_policy.sim.base import DecisionView, VecSimulator
+from ladts_policy.sim.cluster_config import ClusterConfig
 from ladts_policy.sim.paper import PaperConfig, PaperSimulator
 from ladts_policy.sim.scenario import load_scenario
 
@@ -38,21 +44,25 @@ def run_round(sim: VecSimulator, policy_name: str, seeds: list[int]) -> tuple[in
 
 def encoded_steps(sim: VecSimulator, envs: int, rounds: int) -> None:
     """Drive the k8s-edge VectorEnv for ``rounds`` x one episode's decisions per env."""
-    from ladts_policy.sim.cluster import ClusterSimulator
     from ladts_policy.sim.cluster_vector_env import ClusterVectorEnv
 
-    if not isinstance(sim, ClusterSimulator):
+    config = getattr(sim, "config", None)
+    if not isinstance(config, ClusterConfig):
         raise SystemExit("--encoded needs a k8s-edge scenario")
-    env = ClusterVectorEnv(sim.config, num_envs=envs)
+    env = ClusterVectorEnv(config, num_envs=envs)
     rng = np.random.default_rng(0)
     env.reset(seed=0)
-    steps = rounds * max(int(sim.config.arrivals.rate_per_s * sim.config.horizon_s), 1)
+    steps = rounds * max(int(config.arrivals.rate_per_s * config.horizon_s), 1)
     start = time.perf_counter()
     for _ in range(steps):
-        mask = env.action_masks()
-        env.step(np.array([rng.choice(np.flatnonzero(m)) for m in mask]))
+        # a random valid node per environment (vectorised, so the figure is the env's)
+        noise_ES = np.where(env.action_masks(), rng.random((envs, env.node_slots)), -1.0)
+        _, reward_E, _, _, _ = env.step(np.argmax(noise_ES, axis=1))
+        if not np.isfinite(reward_E).all():
+            raise SystemExit("invalid run: a non-finite reward")
     elapsed = time.perf_counter() - start
-    print(f"ClusterVectorEnv, {envs} envs x {steps} steps in {elapsed:.2f} s (encoded)")
+    print(f"ClusterVectorEnv ({type(env.sim).__name__}), {envs} envs x {steps} steps "
+          f"in {elapsed:.2f} s (encoded observations, random valid actions)")
     print(f"{steps * envs / elapsed:.0f} decisions/s")
 
 
@@ -68,6 +78,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--episodes", type=int, default=1, help="rounds; each plays --envs episodes"
     )
+    parser.add_argument("--reference", action="store_true",
+                        help="k8s-edge: the reference ClusterSimulator, not the vectorised one")
+    parser.add_argument("--warmup", action="store_true",
+                        help="play a short untimed round first (kernels loaded or compiled)")
     parser.add_argument("--policy", default="greedy", help="heuristic to drive the simulator")
     parser.add_argument(
         "--stream", default="native", choices=("native", "published"), help="arrival stream"
@@ -79,12 +93,19 @@ def main(argv: list[str] | None = None) -> None:
     else:
         import dataclasses
 
-        from ladts_policy.sim.cluster import ClusterSimulator
+        from ladts_policy.sim.cluster_vec import make_cluster_simulator
 
         config = load_scenario(args.scenario).config
         if args.horizon_s is not None:
             config = dataclasses.replace(config, horizon_s=args.horizon_s)
-        sim = ClusterSimulator(config, num_envs=args.envs)
+        sim = make_cluster_simulator(config, num_envs=args.envs, reference=args.reference)
+        if args.warmup:
+            short = dataclasses.replace(config, horizon_s=min(config.horizon_s, 30.0))
+            run_round(make_cluster_simulator(short, num_envs=args.envs,
+                                             reference=args.reference),
+                      args.policy, list(range(args.envs)))
+            if args.encoded:
+                encoded_steps(make_cluster_simulator(short, num_envs=args.envs), args.envs, 1)
     if args.encoded:
         encoded_steps(sim, args.envs, args.episodes)
         return
@@ -99,7 +120,8 @@ def main(argv: list[str] | None = None) -> None:
     if decisions == 0:
         raise SystemExit("invalid run: no decision was simulated")
     rate = decisions / elapsed
-    where = f"paper ({args.stream})" if args.scenario == "paper" else args.scenario
+    where = (f"paper ({args.stream})" if args.scenario == "paper"
+             else f"{args.scenario} ({type(sim).__name__})")
     print(f"{args.policy} on {where}, {args.envs} envs x {args.episodes} rounds: "
           f"{decisions} decisions in {elapsed:.2f} s")
     print(f"{rate:.0f} decisions/s")

@@ -39,6 +39,9 @@ class RolloutPolicy:
 
     name = "rollout"
 
+    needs_reference_simulator = True
+    """It clones the reference simulator's node servers (``ladts_policy.evaluate``)."""
+
     def __init__(self, *, horizon_s: float = 60.0, top_k: int = 3, samples: int = 1) -> None:
         if horizon_s < 0 or top_k < 1 or samples < 1:
             raise ValueError("rollout needs horizon_s >= 0, top_k >= 1 and samples >= 1")

@@ -21,10 +21,10 @@ from typing import Any
 
 import numpy as np
 
-from ladts_policy.features import ClusterSnapshot, TaskSpec, loaded_multi_hot
+from ladts_policy.contract import MODEL_VOCAB
+from ladts_policy.features import ClusterSnapshot, TaskSpec
 from ladts_policy.features_batch import SnapshotBatch
 from ladts_policy.service_estimate import CorrectionConfig
-from ladts_policy.sim import vec_dynamics as vd
 from ladts_policy.sim.base import DecisionView
 from ladts_policy.sim.cluster import POPULARITY_WINDOW_S, ClusterSimulator
 from ladts_policy.sim.cluster_config import ClusterConfig
@@ -37,6 +37,11 @@ from ladts_policy.sim.workload import (
     draw_workload,
     episode_generators,
 )
+
+try:
+    from ladts_policy.sim import vec_dynamics as vd
+except ImportError:  # no numba (the serving image installs the runtime only): reference only
+    vd = None  # type: ignore[assignment]
 
 _INITIAL: dict[str, tuple[Any, float | bool | int]] = {
     # Dyn field -> (dtype, value of a fresh environment)
@@ -82,9 +87,17 @@ class _Kernel:
         return self._entry(*args)
 
 
+def _ref(proxy: Any, group: tuple[Any, ...]) -> Any:
+    """A StructRef proxy over the arrays of ``group`` (the kernels' argument)."""
+    return proxy(*group)
+
+
 def vectorisable(config: ClusterConfig) -> bool:
-    """Whether :class:`VecClusterSimulator` covers the scenario (one pod per node, time-sliced)."""
-    return not config.exclusive and all(g.concurrency == 1 for g in config.nodes)
+    """Whether :class:`VecClusterSimulator` covers the scenario (one pod per node, time-sliced).
+
+    False as well where numba is not installed.
+    """
+    return vd is not None and not config.exclusive and all(g.concurrency == 1 for g in config.nodes)
 
 
 def make_cluster_simulator(
@@ -101,8 +114,8 @@ class VecClusterSimulator:
 
     def __init__(self, config: ClusterConfig, *, num_envs: int, buffer: int = 16) -> None:
         if not vectorisable(config):
-            raise ValueError("the vectorised simulator needs concurrency 1 and time-sliced "
-                             "nodes; use make_cluster_simulator (falls back to the reference)")
+            raise ValueError("the vectorised simulator needs concurrency 1, time-sliced nodes "
+                             "and numba; make_cluster_simulator falls back to the reference")
         if num_envs < 1:
             raise ValueError(f"num_envs must be >= 1, got {num_envs}")
         self.config = config
@@ -203,7 +216,8 @@ class VecClusterSimulator:
         delay_E = np.full(self._num_envs, np.nan)
         first = 0
         while True:
-            status, env = self._step_envs(self._s_ref, self._ep_ref, self._d_ref, actions_E, first, delay_E)
+            status, env = self._step_envs(self._s_ref, self._ep_ref, self._d_ref, actions_E,
+                                          first, delay_E)
             if status == vd.OK:
                 break
             if status == vd.GROW:
@@ -304,11 +318,11 @@ class VecClusterSimulator:
             "evict_cost_s_N": (evicts_RNK * pop_RM[:, None, :] * est_load_RNK).sum(axis=2),
             "cold_N": cold_RN.copy(),
         }
-        vocab = loaded_multi_hot([[]])[0].size
+        vocab = len(MODEL_VOCAB)
         loaded_RNV = self._loaded_multi_hot(observed_RNM, vocab)
         zero_R = ~active_R
         if zero_R.any():
-            for key, array in arrays.items():
+            for array in arrays.values():
                 array[zero_R] = 0
             loaded_RNV[zero_R] = 0.0
         names = self.static.model_names
@@ -351,9 +365,9 @@ class VecClusterSimulator:
 
     def _refs(self) -> None:
         """(Re)build the kernels' references to the current arrays."""
-        self._s_ref = vd.StaticRef(*self._s)
-        self._ep_ref = vd.EpisodeRef(*self._ep)
-        self._d_ref = vd.DynRef(*self._d)
+        self._s_ref = _ref(vd.StaticRef, self._s)
+        self._ep_ref = _ref(vd.EpisodeRef, self._ep)
+        self._d_ref = _ref(vd.DynRef, self._d)
 
     def _shape(self, name: str) -> tuple[int, ...]:
         return tuple(self._dims[c] for c in name.rsplit("_", 1)[1])
@@ -414,7 +428,7 @@ class VecClusterSimulator:
         mbit[:, :self._input_mbit_ET.shape[1]] = self._input_mbit_ET
         self._input_mbit_ET = mbit
         self._ep = new
-        self._ep_ref = vd.EpisodeRef(*new)
+        self._ep_ref = _ref(vd.EpisodeRef, new)
 
     def _grow_buffer(self) -> None:
         """Double the per-node pod buffer ``Q`` (entries keep their positions)."""
@@ -430,7 +444,7 @@ class VecClusterSimulator:
                 array = grown
             fields[name] = array
         self._d = vd.Dyn(**fields)
-        self._d_ref = vd.DynRef(*self._d)
+        self._d_ref = _ref(vd.DynRef, self._d)
 
     def _init(self, envs: np.ndarray) -> None:
         for name, (_, value) in _INITIAL.items():
@@ -484,7 +498,7 @@ class VecClusterSimulator:
         total_R1 = counts_RM.sum(axis=1, keepdims=True)
         m = counts_RM.shape[1]
         with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(total_R1 > 0, counts_RM / total_R1, 1.0 / m)
+            return np.asarray(np.where(total_R1 > 0, counts_RM / total_R1, 1.0 / m))
 
     def _metrics_age(self, rows: np.ndarray) -> np.ndarray:
         interval = self.config.uncertainty.scrape_interval_s
@@ -494,9 +508,7 @@ class VecClusterSimulator:
         return np.asarray((now_R1 - self._ep.scrape_phase_EN[rows]) % interval)
 
     def _loaded_multi_hot(self, observed_RNM: np.ndarray, vocab: int) -> np.ndarray:
-        """Return float [R, N, V]: ``loaded_multi_hot`` of the observed caches."""
-        from ladts_policy.contract import MODEL_VOCAB
-
+        """Return float [R, N, V]: ``features.loaded_multi_hot`` of the observed caches."""
         col_M = np.array([MODEL_VOCAB.index(name if name in MODEL_VOCAB else "other")
                           for name in self.static.model_names])
         out = np.zeros((*observed_RNM.shape[:2], vocab))

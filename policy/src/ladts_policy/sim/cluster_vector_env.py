@@ -63,10 +63,10 @@ class ClusterVectorEnv(gym.vector.VectorEnv):
 
     def _observe(self) -> dict[str, np.ndarray]:
         if isinstance(self.sim, VecClusterSimulator):
-            enc = encode_batch(self.sim.snapshot_batch(), node_slots=self.node_slots)
-            self._mask_ES = enc.node_mask_ES
-            return {"nodes": enc.node_rows_ESF, "task": enc.task_ET, "global": enc.global_EG,
-                    "node_mask": enc.node_mask_ES.astype(np.int8)}
+            batch = encode_batch(self.sim.snapshot_batch(), node_slots=self.node_slots)
+            self._mask_ES = batch.node_mask_ES
+            return {"nodes": batch.node_rows_ESF, "task": batch.task_ET,
+                    "global": batch.global_EG, "node_mask": batch.node_mask_ES.astype(np.int8)}
         obs = {k: np.zeros((self.num_envs, *v.shape), v.dtype)
                for k, v in self._spaces.items()}
         for e in range(self.num_envs):

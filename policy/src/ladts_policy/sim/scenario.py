@@ -48,14 +48,18 @@ class Scenario:
     config: Any
     """``PaperConfig`` for ``paper``, :class:`ClusterConfig` for ``k8s-edge``."""
 
-    def make_simulator(self, num_envs: int) -> VecSimulator:
-        """Build a vectorised simulator stepping ``num_envs`` environments in lockstep."""
+    def make_simulator(self, num_envs: int, *, reference: bool = False) -> VecSimulator:
+        """Build a vectorised simulator stepping ``num_envs`` environments in lockstep.
+
+        ``k8s-edge``: the compiled ``VecClusterSimulator`` where it applies, else (or with
+        ``reference``) the reference ``ClusterSimulator``; both give the same episodes.
+        """
         if num_envs < 1:
             raise ValueError(f"num_envs must be >= 1, got {num_envs}")
         if self.kind == "k8s-edge":
-            from ladts_policy.sim.cluster import ClusterSimulator
+            from ladts_policy.sim.cluster_vec import make_cluster_simulator
 
-            return ClusterSimulator(self.config, num_envs=num_envs)
+            return make_cluster_simulator(self.config, num_envs=num_envs, reference=reference)
         paper = importlib.import_module("ladts_policy.sim.paper")
         simulator: VecSimulator = paper.PaperSimulator(self.config, num_envs=num_envs)
         return simulator

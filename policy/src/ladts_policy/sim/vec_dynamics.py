@@ -1,3 +1,4 @@
+# mypy: disable-error-code="no-untyped-call,no-any-return"
 """Compiled dynamics of the vectorised ``k8s-edge`` simulator (struct-of-arrays over envs).
 
 The same discipline as :class:`ladts_policy.sim.node_service.NodeServer` and
@@ -311,7 +312,8 @@ def _place_true(s: Static, ep: Episode, d: Dyn, e: int, n: int, order_M: np.ndar
         threshold = d.b_finish_ENQ[e, n, hi - 1]
     cold = not d.loaded_ENM[e, n, m]
     if cold:
-        _make_room(s.vram_gib_N, s.memory_gib_NM, n, s.memory_gib_NM[n, m], d.loaded_ENM[e, n], d.stamp_t_ENM[e, n],
+        _make_room(s.vram_gib_N, s.memory_gib_NM, n, s.memory_gib_NM[n, m], d.loaded_ENM[e, n],
+                   d.stamp_t_ENM[e, n],
                    d.stamp_q_ENM[e, n], order_M, evict_M)
     else:
         evict_M[:] = False
@@ -367,7 +369,8 @@ def _observe(s: Static, d: Dyn, e: int, n: int) -> None:
     for i in range(lo, hi):
         m = d.b_model_ENQ[e, n, i]
         observed = d.b_finish_ENQ[e, n, i] - d.b_start_ENQ[e, n, i]
-        predicted = 1.0 * _service(s.overhead_s_NM, s.s_per_step_NM, s.load_s_NM, n, m, d.b_steps_ENQ[e, n, i], d.b_cold_ENQ[e, n, i])
+        predicted = 1.0 * _service(s.overhead_s_NM, s.s_per_step_NM, s.load_s_NM, n, m,
+                                   d.b_steps_ENQ[e, n, i], d.b_cold_ENQ[e, n, i])
         if not (observed > 0.0 and predicted > 0.0):
             continue
         if not (math.isfinite(observed) and math.isfinite(predicted)):
@@ -444,7 +447,8 @@ def _refresh(s: Static, ep: Episode, d: Dyn, e: int, n: int, order_M: np.ndarray
         m = d.b_model_ENQ[e, n, j]
         start = d.b_start_ENQ[e, n, j]
         f = d.factor_ENM[e, n, m]
-        run = 1.0 * f * _service(s.overhead_s_NM, s.s_per_step_NM, s.load_s_NM, n, m, d.b_steps_ENQ[e, n, j], d.b_cold_ENQ[e, n, j])
+        run = 1.0 * f * _service(s.overhead_s_NM, s.s_per_step_NM, s.load_s_NM, n, m,
+                                 d.b_steps_ENQ[e, n, j], d.b_cold_ENQ[e, n, j])
         last_finish = max(start + run, now)
         has_pods = True
         last_start = max(last_start, start)
@@ -464,12 +468,14 @@ def _refresh(s: Static, ep: Episode, d: Dyn, e: int, n: int, order_M: np.ndarray
             threshold = last_finish
         cold = not p_loaded_M[m]
         if cold:
-            _make_room(s.vram_gib_N, s.memory_gib_NM, n, s.memory_gib_NM[n, m], p_loaded_M, p_t_M, p_q_M, order_M, evict_M)
+            _make_room(s.vram_gib_N, s.memory_gib_NM, n, s.memory_gib_NM[n, m], p_loaded_M,
+                       p_t_M, p_q_M, order_M, evict_M)
             for k in range(evict_M.shape[0]):
                 if evict_M[k]:
                     p_loaded_M[k] = False
         start = max(now, threshold)
-        finish = start + f * _service(s.overhead_s_NM, s.s_per_step_NM, s.load_s_NM, n, m, d.b_steps_ENQ[e, n, j], cold)
+        finish = start + f * _service(s.overhead_s_NM, s.s_per_step_NM, s.load_s_NM, n, m,
+                                      d.b_steps_ENQ[e, n, j], cold)
         last_start = start
         last_finish = finish
         has_pods = True
@@ -493,7 +499,8 @@ def _refresh(s: Static, ep: Episode, d: Dyn, e: int, n: int, order_M: np.ndarray
         cold = not p_loaded_M[m]
         d.cold_ENM[e, n, m] = cold
         if cold:
-            _make_room(s.vram_gib_N, s.memory_gib_NM, n, s.memory_gib_NM[n, m], p_loaded_M, p_t_M, p_q_M, order_M, evict_M)
+            _make_room(s.vram_gib_N, s.memory_gib_NM, n, s.memory_gib_NM[n, m], p_loaded_M,
+                       p_t_M, p_q_M, order_M, evict_M)
             d.evicts_ENMK[e, n, m, :] = evict_M
     d.busy_until_EN[e, n] = max(last_finish if has_pods else -_INF, 0.0)
     if s.scrape_interval_s > 0.0:
@@ -726,6 +733,6 @@ def fill_view(s: Static, ep: Episode, d: Dyn, mask_EN: np.ndarray,
             cpu = d.req_cpu_EN[e, n] + s.pod_cpu_M[m]
             mem = d.req_mem_EN[e, n] + s.pod_mem_M[m]
             requested_EN[e, n] = min(0.5 * (cpu / s.cpu_N[n] + mem / s.memory_N[n]), 1.0)
-            mask_EN[e, n] = _schedulable(s.can_run_NM[n, m], d.cordoned_EN[e, n], d.req_cpu_EN[e, n],
-                                 d.req_mem_EN[e, n], s.pod_cpu_M[m], s.pod_mem_M[m], s.cpu_N[n],
-                                 s.memory_N[n])
+            mask_EN[e, n] = _schedulable(s.can_run_NM[n, m], d.cordoned_EN[e, n],
+                                         d.req_cpu_EN[e, n], d.req_mem_EN[e, n], s.pod_cpu_M[m],
+                                         s.pod_mem_M[m], s.cpu_N[n], s.memory_N[n])
