@@ -43,26 +43,6 @@ try:
 except ImportError:  # no numba (the serving image installs the runtime only): reference only
     vd = None  # type: ignore[assignment]
 
-_INITIAL: dict[str, tuple[Any, float | bool | int]] = {
-    # Dyn field -> (dtype, value of a fresh environment)
-    "now_E": (float, 0.0), "task_E": (np.int64, -1), "next_arrival_E": (np.int64, 0),
-    "next_churn_E": (np.int64, 0), "head_EM": (np.int64, 0), "tail_EM": (np.int64, 0),
-    "cordoned_EN": (bool, False), "loaded_ENM": (bool, False), "stamp_t_ENM": (float, 0.0),
-    "stamp_q_ENM": (np.int64, 0), "seq_EN": (np.int64, 0), "last_start_EN": (float, 0.0),
-    "restarted_EN": (float, 0.0), "req_cpu_EN": (float, 0.0), "req_mem_EN": (float, 0.0),
-    "q_obs_EN": (np.int64, 0), "q_pod_EN": (np.int64, 0), "q_hi_EN": (np.int64, 0),
-    "b_start_ENQ": (float, 0.0), "b_finish_ENQ": (float, 0.0), "b_model_ENQ": (np.int64, 0),
-    "b_steps_ENQ": (np.int64, 0), "b_cold_ENQ": (bool, False), "b_cpu_ENQ": (float, 0.0),
-    "b_mem_ENQ": (float, 0.0), "b_pre_loaded_ENQM": (bool, False),
-    "b_pre_t_ENQM": (float, 0.0), "b_pre_q_ENQM": (np.int64, 0),
-    "pair_log_ENM": (float, 0.0), "pair_n_ENM": (np.int64, 0), "node_log_EN": (float, 0.0),
-    "node_n_EN": (np.int64, 0), "factor_ENM": (float, 1.0), "threshold_ENM": (float, math.inf),
-    "cold_ENM": (bool, True), "evicts_ENMK": (bool, False), "observed_ENM": (bool, False),
-    "queue_len_EN": (np.int64, 0), "next_change_EN": (float, math.inf),
-    "busy_until_EN": (float, 0.0), "stale_at_EN": (float, math.inf),
-    "placed_E": (np.int64, 0), "cold_starts_E": (np.int64, 0), "busy_s_E": (float, 0.0),
-    "win_lo_E": (np.int64, 0), "win_count_EM": (np.int64, 0),
-}
 
 
 class _Kernel:
@@ -85,11 +65,6 @@ class _Kernel:
             self._entry = self._dispatcher.overloads[sig].entry_point
             return result
         return self._entry(*args)
-
-
-def _ref(proxy: Any, group: tuple[Any, ...]) -> Any:
-    """A StructRef proxy over the arrays of ``group`` (the kernels' argument)."""
-    return proxy(*group)
 
 
 def vectorisable(config: ClusterConfig) -> bool:
@@ -139,7 +114,7 @@ class VecClusterSimulator:
         e, n, m = num_envs, self.num_nodes, len(config.models)
         self._dims = {"E": e, "N": n, "M": m, "K": m, "Q": buffer}
         self._d = vd.Dyn(**{name: np.full(self._shape(name), value, dtype=dtype)
-                            for name, (dtype, value) in _INITIAL.items()})
+                            for name, (dtype, value) in vd.DYN_INITIAL.items()})
         self._ep = self._empty_episode(1, 1)
         self._input_mbit_ET = np.zeros((e, 1))
         self._mask_EN = np.zeros((e, n), dtype=bool)
@@ -365,9 +340,9 @@ class VecClusterSimulator:
 
     def _refs(self) -> None:
         """(Re)build the kernels' references to the current arrays."""
-        self._s_ref = _ref(vd.StaticRef, self._s)
-        self._ep_ref = _ref(vd.EpisodeRef, self._ep)
-        self._d_ref = _ref(vd.DynRef, self._d)
+        self._s_ref = vd.new_static_ref(self._s)
+        self._ep_ref = vd.new_episode_ref(self._ep)
+        self._d_ref = vd.new_dyn_ref(self._d)
 
     def _shape(self, name: str) -> tuple[int, ...]:
         return tuple(self._dims[c] for c in name.rsplit("_", 1)[1])
@@ -428,7 +403,7 @@ class VecClusterSimulator:
         mbit[:, :self._input_mbit_ET.shape[1]] = self._input_mbit_ET
         self._input_mbit_ET = mbit
         self._ep = new
-        self._ep_ref = _ref(vd.EpisodeRef, new)
+        self._ep_ref = vd.new_episode_ref(new)
 
     def _grow_buffer(self) -> None:
         """Double the per-node pod buffer ``Q`` (entries keep their positions)."""
@@ -438,16 +413,16 @@ class VecClusterSimulator:
         for name in vd.Dyn._fields:
             array = getattr(self._d, name)
             if "Q" in name.rsplit("_", 1)[1]:
-                dtype, value = _INITIAL[name]
+                dtype, value = vd.DYN_INITIAL[name]
                 grown = np.full(self._shape(name), value, dtype=dtype)
                 grown[:, :, :q] = array
                 array = grown
             fields[name] = array
         self._d = vd.Dyn(**fields)
-        self._d_ref = _ref(vd.DynRef, self._d)
+        self._d_ref = vd.new_dyn_ref(self._d)
 
     def _init(self, envs: np.ndarray) -> None:
-        for name, (_, value) in _INITIAL.items():
+        for name, (_, value) in vd.DYN_INITIAL.items():
             getattr(self._d, name)[envs] = value
         bad = self._init_envs(self._s_ref, self._ep_ref, self._d_ref, envs.astype(np.int64))
         if bad >= 0:

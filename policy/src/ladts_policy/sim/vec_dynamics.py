@@ -1,4 +1,4 @@
-# mypy: disable-error-code="no-untyped-call,no-any-return"
+# mypy: disable-error-code="no-untyped-call,no-any-return,call-arg,var-annotated"
 """Compiled dynamics of the vectorised ``k8s-edge`` simulator (struct-of-arrays over envs).
 
 The same discipline as :class:`ladts_policy.sim.node_service.NodeServer` and
@@ -181,6 +181,146 @@ class DynRef(structref.StructRefProxy):
 structref.define_proxy(StaticRef, _StaticType, list(Static._fields))
 structref.define_proxy(EpisodeRef, _EpisodeType, list(Episode._fields))
 structref.define_proxy(DynRef, _DynType, list(Dyn._fields))
+
+
+
+DYN_INITIAL: dict[str, tuple[Any, float | bool | int]] = {
+    "now_E": (np.float64, 0.0), "task_E": (np.int64, -1), "next_arrival_E": (np.int64, 0),
+    "next_churn_E": (np.int64, 0), "head_EM": (np.int64, 0), "tail_EM": (np.int64, 0),
+    "cordoned_EN": (np.bool_, False), "loaded_ENM": (np.bool_, False),
+    "stamp_t_ENM": (np.float64, 0.0), "stamp_q_ENM": (np.int64, 0), "seq_EN": (np.int64, 0),
+    "last_start_EN": (np.float64, 0.0), "restarted_EN": (np.float64, 0.0),
+    "req_cpu_EN": (np.float64, 0.0), "req_mem_EN": (np.float64, 0.0), "q_obs_EN": (np.int64, 0),
+    "q_pod_EN": (np.int64, 0), "q_hi_EN": (np.int64, 0), "b_start_ENQ": (np.float64, 0.0),
+    "b_finish_ENQ": (np.float64, 0.0), "b_model_ENQ": (np.int64, 0), "b_steps_ENQ": (np.int64, 0),
+    "b_cold_ENQ": (np.bool_, False), "b_cpu_ENQ": (np.float64, 0.0),
+    "b_mem_ENQ": (np.float64, 0.0), "b_pre_loaded_ENQM": (np.bool_, False),
+    "b_pre_t_ENQM": (np.float64, 0.0), "b_pre_q_ENQM": (np.int64, 0),
+    "pair_log_ENM": (np.float64, 0.0), "pair_n_ENM": (np.int64, 0),
+    "node_log_EN": (np.float64, 0.0), "node_n_EN": (np.int64, 0), "factor_ENM": (np.float64, 1.0),
+    "threshold_ENM": (np.float64, math.inf), "cold_ENM": (np.bool_, True),
+    "evicts_ENMK": (np.bool_, False), "observed_ENM": (np.bool_, False),
+    "queue_len_EN": (np.int64, 0), "next_change_EN": (np.float64, math.inf),
+    "busy_until_EN": (np.float64, 0.0), "stale_at_EN": (np.float64, math.inf),
+    "placed_E": (np.int64, 0), "cold_starts_E": (np.int64, 0), "busy_s_E": (np.float64, 0.0),
+    "win_lo_E": (np.int64, 0), "win_count_EM": (np.int64, 0),
+}
+"""Every :class:`Dyn` field: (dtype, value of a fresh environment)."""
+
+_STATIC_DTYPES = {"can_run_NM": np.bool_, "scrape_interval_s": None, "max_down_fraction": None,
+                  "alpha": None, "log_max_ratio": None, "popularity_window_s": None}
+_EPISODE_INT = {"model_ET", "steps_ET", "num_tasks_E", "tasks_EMT", "churn_node_EK",
+                "churn_kind_EK", "num_churn_E", "preload_ENM"}
+
+
+def _array_type(name: str, dtype: Any) -> Any:
+    if dtype is None:
+        return types.float64
+    ndim = len(name.rsplit("_", 1)[1])
+    return types.Array(numba.from_dtype(np.dtype(dtype)), ndim, "C")
+
+
+_STATIC_T = _StaticType([(f, _array_type(f, _STATIC_DTYPES.get(f, np.float64)))
+                         for f in Static._fields])
+_EPISODE_T = _EpisodeType([(f, _array_type(f, np.int64 if f in _EPISODE_INT else np.float64))
+                           for f in Episode._fields])
+_DYN_T = _DynType([(f, _array_type(f, DYN_INITIAL[f][0])) for f in Dyn._fields])
+
+
+@numba.njit(cache=True)
+def new_static_ref(g: Any) -> Any:
+    """The kernels' reference to the arrays of ``g`` (no copy)."""
+    r = structref.new(_STATIC_T)
+    r.can_run_NM = g.can_run_NM
+    r.s_per_step_NM = g.s_per_step_NM
+    r.overhead_s_NM = g.overhead_s_NM
+    r.load_s_NM = g.load_s_NM
+    r.memory_gib_NM = g.memory_gib_NM
+    r.speed_NM = g.speed_NM
+    r.vram_gib_N = g.vram_gib_N
+    r.cpu_N = g.cpu_N
+    r.memory_N = g.memory_N
+    r.pod_cpu_M = g.pod_cpu_M
+    r.pod_mem_M = g.pod_mem_M
+    r.scrape_interval_s = g.scrape_interval_s
+    r.max_down_fraction = g.max_down_fraction
+    r.alpha = g.alpha
+    r.log_max_ratio = g.log_max_ratio
+    r.popularity_window_s = g.popularity_window_s
+    return r
+
+
+@numba.njit(cache=True)
+def new_episode_ref(g: Any) -> Any:
+    """The kernels' reference to the arrays of ``g`` (no copy)."""
+    r = structref.new(_EPISODE_T)
+    r.arrival_ET = g.arrival_ET
+    r.model_ET = g.model_ET
+    r.steps_ET = g.steps_ET
+    r.noise_ET = g.noise_ET
+    r.num_tasks_E = g.num_tasks_E
+    r.tasks_EMT = g.tasks_EMT
+    r.churn_t_EK = g.churn_t_EK
+    r.churn_node_EK = g.churn_node_EK
+    r.churn_kind_EK = g.churn_kind_EK
+    r.num_churn_E = g.num_churn_E
+    r.node_factor_EN = g.node_factor_EN
+    r.scrape_phase_EN = g.scrape_phase_EN
+    r.preload_ENM = g.preload_ENM
+    return r
+
+
+@numba.njit(cache=True)
+def new_dyn_ref(g: Any) -> Any:
+    """The kernels' reference to the arrays of ``g`` (no copy)."""
+    r = structref.new(_DYN_T)
+    r.now_E = g.now_E
+    r.task_E = g.task_E
+    r.next_arrival_E = g.next_arrival_E
+    r.next_churn_E = g.next_churn_E
+    r.head_EM = g.head_EM
+    r.tail_EM = g.tail_EM
+    r.cordoned_EN = g.cordoned_EN
+    r.loaded_ENM = g.loaded_ENM
+    r.stamp_t_ENM = g.stamp_t_ENM
+    r.stamp_q_ENM = g.stamp_q_ENM
+    r.seq_EN = g.seq_EN
+    r.last_start_EN = g.last_start_EN
+    r.restarted_EN = g.restarted_EN
+    r.req_cpu_EN = g.req_cpu_EN
+    r.req_mem_EN = g.req_mem_EN
+    r.q_obs_EN = g.q_obs_EN
+    r.q_pod_EN = g.q_pod_EN
+    r.q_hi_EN = g.q_hi_EN
+    r.b_start_ENQ = g.b_start_ENQ
+    r.b_finish_ENQ = g.b_finish_ENQ
+    r.b_model_ENQ = g.b_model_ENQ
+    r.b_steps_ENQ = g.b_steps_ENQ
+    r.b_cold_ENQ = g.b_cold_ENQ
+    r.b_cpu_ENQ = g.b_cpu_ENQ
+    r.b_mem_ENQ = g.b_mem_ENQ
+    r.b_pre_loaded_ENQM = g.b_pre_loaded_ENQM
+    r.b_pre_t_ENQM = g.b_pre_t_ENQM
+    r.b_pre_q_ENQM = g.b_pre_q_ENQM
+    r.pair_log_ENM = g.pair_log_ENM
+    r.pair_n_ENM = g.pair_n_ENM
+    r.node_log_EN = g.node_log_EN
+    r.node_n_EN = g.node_n_EN
+    r.factor_ENM = g.factor_ENM
+    r.threshold_ENM = g.threshold_ENM
+    r.cold_ENM = g.cold_ENM
+    r.evicts_ENMK = g.evicts_ENMK
+    r.observed_ENM = g.observed_ENM
+    r.queue_len_EN = g.queue_len_EN
+    r.next_change_EN = g.next_change_EN
+    r.busy_until_EN = g.busy_until_EN
+    r.stale_at_EN = g.stale_at_EN
+    r.placed_E = g.placed_E
+    r.cold_starts_E = g.cold_starts_E
+    r.busy_s_E = g.busy_s_E
+    r.win_lo_E = g.win_lo_E
+    r.win_count_EM = g.win_count_EM
+    return r
 
 
 # --- one node's true server (NodeServer) ---------------------------------------------------
