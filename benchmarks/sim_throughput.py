@@ -53,16 +53,17 @@ def encoded_steps(sim: VecSimulator, envs: int, rounds: int) -> None:
     rng = np.random.default_rng(0)
     env.reset(seed=0)
     steps = rounds * max(int(config.arrivals.rate_per_s * config.horizon_s), 1)
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     for _ in range(steps):
         # a random valid node per environment (vectorised, so the figure is the env's)
         noise_ES = np.where(env.action_masks(), rng.random((envs, env.node_slots)), -1.0)
         _, reward_E, _, _, _ = env.step(np.argmax(noise_ES, axis=1))
         if not np.isfinite(reward_E).all():
             raise SystemExit("invalid run: a non-finite reward")
-    elapsed = time.perf_counter() - start
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     print(f"ClusterVectorEnv ({type(env.sim).__name__}), {envs} envs x {steps} steps "
-          f"in {elapsed:.2f} s (encoded observations, random valid actions)")
+          f"in {elapsed:.2f} s (encoded observations, random valid actions); "
+          f"{steps * envs / cpu:.0f} per CPU-second of this process")
     print(f"{steps * envs / elapsed:.0f} decisions/s")
 
 
@@ -109,12 +110,13 @@ def main(argv: list[str] | None = None) -> None:
     if args.encoded:
         encoded_steps(sim, args.envs, args.episodes)
         return
-    decisions, elapsed = 0, 0.0
+    decisions, elapsed, cpu = 0, 0.0, 0.0
     for rnd in range(args.episodes):
         seeds = [rnd * args.envs + i for i in range(args.envs)]
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         n, mean_delay = run_round(sim, args.policy, seeds)
         elapsed += time.perf_counter() - start
+        cpu += time.process_time() - cpu_start
         decisions += n
         print(f"round {rnd}: {n} decisions, mean delay {mean_delay:.3f} s")
     if decisions == 0:
@@ -123,7 +125,8 @@ def main(argv: list[str] | None = None) -> None:
     where = (f"paper ({args.stream})" if args.scenario == "paper"
              else f"{args.scenario} ({type(sim).__name__})")
     print(f"{args.policy} on {where}, {args.envs} envs x {args.episodes} rounds: "
-          f"{decisions} decisions in {elapsed:.2f} s")
+          f"{decisions} decisions in {elapsed:.2f} s; {decisions / max(cpu, 1e-9):.0f} per "
+          "CPU-second of this process (the machine may be shared)")
     print(f"{rate:.0f} decisions/s")
 
 

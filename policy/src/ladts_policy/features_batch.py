@@ -119,14 +119,15 @@ def encode_batch(batch: SnapshotBatch, *, node_slots: int) -> EncodedBatch:
 def _encode_task(batch: SnapshotBatch, mask_EN: np.ndarray) -> np.ndarray:
     service_EN = np.where(mask_EN, batch.arrays["service_s_N"], np.inf)
     best_E = service_EN.min(axis=1) if service_EN.shape[1] else np.full(len(mask_EN), np.inf)
-    model_E = [m if m in MODEL_VOCAB else "other" for m in batch.model_E]
+    model_E1 = np.array([m if m in MODEL_VOCAB else "other" for m in batch.model_E])[:, None]
+    onehot_EV = (model_E1 == np.array(MODEL_VOCAB)[None, :]).astype(float)
     raw = {
         "steps": batch.steps_E,
         "input_mbit": batch.input_mbit_E,
         "wait_s": batch.wait_s_E,
         "best_service_s": best_E,
         "popularity": batch.popularity_E,
-        **{f"model={v}": np.array([float(m == v) for m in model_E]) for v in MODEL_VOCAB},
+        **{f"model={v}": onehot_EV[:, i] for i, v in enumerate(MODEL_VOCAB)},
     }
     # float32 per value, as encode builds its array from the float64 results
     return np.stack([_normalise(raw[d.name], d) for d in SPEC.task], axis=1).astype(np.float32)

@@ -454,18 +454,19 @@ class VecClusterSimulator:
         )
 
     def _running(self, rows: np.ndarray) -> np.ndarray:
-        """Return float [R, N]: pods running at ``now`` on each true node server."""
+        """Return float [R, N]: pods running at ``now`` on each true node server.
+
+        One pod runs at a time, and at a decision every node whose first pod has finished
+        was refreshed (pruned), so the pod at ``q_pod`` is the only candidate.
+        """
         d = self._d
-        out = np.zeros((len(rows), self.num_nodes))
-        for i, e in enumerate(rows):
-            now = d.now_E[e]
-            for n in range(self.num_nodes):
-                lo, hi = d.q_pod_EN[e, n], d.q_hi_EN[e, n]
-                if lo < hi:
-                    start = d.b_start_ENQ[e, n, lo:hi]
-                    finish = d.b_finish_ENQ[e, n, lo:hi]
-                    out[i, n] = float(np.count_nonzero((start <= now) & (finish > now)))
-        return out
+        lo_RN, hi_RN = d.q_pod_EN[rows], d.q_hi_EN[rows]
+        idx_RN = np.minimum(lo_RN, d.b_start_ENQ.shape[2] - 1)
+        take = (rows[:, None], np.arange(self.num_nodes)[None, :], idx_RN)
+        now_R1 = d.now_E[rows][:, None]
+        running_RN = ((lo_RN < hi_RN) & (d.b_start_ENQ[take] <= now_R1)
+                      & (d.b_finish_ENQ[take] > now_R1))
+        return running_RN.astype(float)
 
     def _popularity(self, rows: np.ndarray) -> np.ndarray:
         """Return float [R, M]: ``EnvState.popularity_M`` of each row (window as of the view)."""
