@@ -466,7 +466,7 @@ class VecClusterSimulator:
         now_R1 = d.now_E[rows][:, None]
         running_RN = ((lo_RN < hi_RN) & (d.b_start_ENQ[take] <= now_R1)
                       & (d.b_finish_ENQ[take] > now_R1))
-        return running_RN.astype(float)
+        return np.asarray(running_RN, dtype=float)
 
     def _popularity(self, rows: np.ndarray) -> np.ndarray:
         """Return float [R, M]: ``EnvState.popularity_M`` of each row (window as of the view)."""
