@@ -112,6 +112,7 @@ class ClusterVectorEnv(gym.vector.VectorEnv):
             done_E = np.array([env.task < 0 for env in self.sim.envs])
         for e in np.flatnonzero(done_E):
             self.sim.reset_env(int(e), self._next_seed())
-        self.sim.current_view()  # refresh the simulator's own mask after any autoreset
+        if done_E.any() and not isinstance(self.sim, VecClusterSimulator):
+            self.sim.current_view()  # refresh the simulator's own mask after the autoreset
         info = {"delay_s": delay_E}
         return (self._observe(), -delay_E, done_E, np.zeros(self.num_envs, dtype=bool), info)
