@@ -629,6 +629,12 @@ def _refresh(s: Static, ep: Episode, d: Dyn, e: int, n: int, order_M: np.ndarray
     threshold = last_start
     if has_pods and last_finish > threshold:
         threshold = last_finish
+    # every model's earliest_start on the final projection: _make_room per cold model, with
+    # the LRU order and the used memory computed once
+    count = _lru_order(p_loaded_M, p_t_M, p_q_M, order_M)
+    used = 0.0
+    for i in range(count):
+        used += s.memory_gib_NM[n, order_M[i]]
     for m in range(p_loaded_M.shape[0]):
         d.evicts_ENMK[e, n, m, :] = False
         if not s.can_run_NM[n, m]:
@@ -639,9 +645,19 @@ def _refresh(s: Static, ep: Episode, d: Dyn, e: int, n: int, order_M: np.ndarray
         cold = not p_loaded_M[m]
         d.cold_ENM[e, n, m] = cold
         if cold:
-            _make_room(s.vram_gib_N, s.memory_gib_NM, n, s.memory_gib_NM[n, m], p_loaded_M,
-                       p_t_M, p_q_M, order_M, evict_M)
-            d.evicts_ENMK[e, n, m, :] = evict_M
+            need = s.memory_gib_NM[n, m]
+            free = s.vram_gib_N[n] - used
+            if free < need:
+                fits = False
+                for i in range(count):
+                    k = order_M[i]
+                    d.evicts_ENMK[e, n, m, k] = True
+                    free += s.memory_gib_NM[n, k]
+                    if free >= need:
+                        fits = True
+                        break
+                if not fits:  # unreachable when the model fits the node
+                    d.evicts_ENMK[e, n, m, :] = False
     d.busy_until_EN[e, n] = max(last_finish if has_pods else -_INF, 0.0)
     if s.scrape_interval_s > 0.0:
         stale = min(stale, now + s.scrape_interval_s - age)
@@ -706,12 +722,9 @@ def _set_clock(s: Static, ep: Episode, d: Dyn, e: int, now: float, order_M: np.n
             if d.q_pod_EN[e, node] == d.q_hi_EN[e, node]:
                 _restart(s, ep, d, e, node, t_join)
                 _refresh(s, ep, d, e, node, order_M, evict_M, p_loaded_M, p_t_M, p_q_M)
-    num_nodes = d.cordoned_EN.shape[1]
-    due = np.zeros(num_nodes, dtype=np.bool_)
-    for n in range(num_nodes):
-        due[n] = d.next_change_EN[e, n] <= now or d.stale_at_EN[e, n] <= now
-    for n in range(num_nodes):
-        if due[n]:
+    # a refresh changes only its own node's row, so nodes can be refreshed as they are found
+    for n in range(d.cordoned_EN.shape[1]):
+        if d.next_change_EN[e, n] <= now or d.stale_at_EN[e, n] <= now:
             _refresh(s, ep, d, e, n, order_M, evict_M, p_loaded_M, p_t_M, p_q_M)
 
 
