@@ -50,6 +50,7 @@ def assert_views_agree(ref: DecisionView, vec: DecisionView) -> None:
 
 def assert_snapshots_agree(ref: ClusterSimulator, vec: VecClusterSimulator) -> None:
     batch = encode_batch(vec.snapshot_batch(), node_slots=ref.num_nodes + 3)
+    compiled = vec.encode_all(node_slots=ref.num_nodes + 3)
     for e, env in enumerate(ref.envs):
         if env.task < 0:
             continue
@@ -59,6 +60,8 @@ def assert_snapshots_agree(ref: ClusterSimulator, vec: VecClusterSimulator) -> N
             (got.node_rows_SF, got.task_T, got.global_G, got.node_mask_S),
             (batch.node_rows_ESF[e], batch.task_ET[e], batch.global_EG[e],
              batch.node_mask_ES[e]),
+            (compiled.node_rows_ESF[e], compiled.task_ET[e], compiled.global_EG[e],
+             compiled.node_mask_ES[e]),
         ):
             np.testing.assert_allclose(enc_rows, want.node_rows_SF, rtol=1e-6, atol=1e-7)
             np.testing.assert_allclose(enc_task, want.task_T, rtol=1e-6, atol=1e-7)

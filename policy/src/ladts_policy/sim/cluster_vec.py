@@ -23,7 +23,7 @@ import numpy as np
 
 from ladts_policy.contract import MODEL_VOCAB
 from ladts_policy.features import ClusterSnapshot, TaskSpec
-from ladts_policy.features_batch import SnapshotBatch
+from ladts_policy.features_batch import EncodedBatch, SnapshotBatch
 from ladts_policy.service_estimate import CorrectionConfig
 from ladts_policy.sim.base import DecisionView
 from ladts_policy.sim.cluster import POPULARITY_WINDOW_S, ClusterSimulator
@@ -40,6 +40,7 @@ from ladts_policy.sim.workload import (
 
 try:
     from ladts_policy.sim import vec_dynamics as vd
+    from ladts_policy.sim import vec_encode
 except ImportError:  # no numba (the serving image installs the runtime only): reference only
     vd = None  # type: ignore[assignment]
 
@@ -127,6 +128,10 @@ class VecClusterSimulator:
         self._step_envs = _Kernel(vd.step_envs)
         self._fill_view = _Kernel(vd.fill_view)
         self._init_envs = _Kernel(vd.init_envs)
+        self._encode_envs = _Kernel(vec_encode.encode_envs)
+        self._layout = vec_encode.layout()
+        self._vocab_col_M = np.array([MODEL_VOCAB.index(name if name in MODEL_VOCAB else "other")
+                                      for name in self.static.model_names], dtype=np.int64)
 
     # --- the VecSimulator interface ---------------------------------------------------------
 
@@ -314,6 +319,31 @@ class VecClusterSimulator:
             input_mbit_E=np.where(active_R, self._input_mbit_ET[rows, safe_R], 0.0),
             wait_s_E=np.where(active_R, now_R1[:, 0] - arrival_R1[:, 0], 0.0),
         )
+
+    def encode_all(self, *, node_slots: int) -> EncodedBatch:
+        """Every environment's ``features.encode`` output, from one compiled pass.
+
+        The same values as ``encode_batch(snapshot_batch())`` (``ladts_policy.sim.vec_encode``);
+        rows of ended episodes are zero. Fresh arrays on every call.
+
+        Raises:
+            ValueError: the scenario has more nodes than ``node_slots``.
+        """
+        if self.num_nodes > node_slots:
+            raise ValueError(f"snapshot has {self.num_nodes} nodes, more than the "
+                             f"{node_slots} node slots")
+        lay, e = self._layout, self._num_envs
+        rows_ESF = np.zeros((e, node_slots, lay["node_src"].size), dtype=np.float32)
+        task_ET = np.zeros((e, lay["task_src"].size), dtype=np.float32)
+        global_EG = np.zeros((e, lay["global_src"].size), dtype=np.float32)
+        mask_ES = np.zeros((e, node_slots), dtype=bool)
+        self._encode_envs(self._s_ref, self._ep_ref, self._d_ref, self._input_mbit_ET,
+                          self._vocab_col_M, lay["node_src"], lay["node_scale"],
+                          lay["node_log1p"], lay["task_src"], lay["task_scale"],
+                          lay["task_log1p"], lay["global_src"], lay["global_scale"],
+                          lay["global_log1p"], rows_ESF, task_ET, global_EG, mask_ES)
+        return EncodedBatch(node_rows_ESF=rows_ESF, task_ET=task_ET, global_EG=global_EG,
+                            node_mask_ES=mask_ES)
 
     def service_task(self, env: int) -> ServiceTask:
         """The pending task of one environment as a node sees it."""

@@ -10,7 +10,8 @@ Reward: minus the placed pod's delay in seconds.
 
 The environments run on the vectorised simulator
 (:class:`~ladts_policy.sim.cluster_vec.VecClusterSimulator`) with the batched encoder
-(:func:`ladts_policy.features_batch.encode_batch`) wherever it applies (one pod per node,
+(``VecClusterSimulator.encode_all``, compiled; the same values as
+:func:`ladts_policy.features_batch.encode_batch`) wherever it applies (one pod per node,
 time-sliced: every preset), else on the reference ``ClusterSimulator`` with
 :func:`ladts_policy.features.encode` per environment; both give the same observations.
 """
@@ -24,7 +25,6 @@ import numpy as np
 
 from ladts_policy.contract import SPEC
 from ladts_policy.features import encode
-from ladts_policy.features_batch import encode_batch
 from ladts_policy.sim.cluster import ClusterSimulator
 from ladts_policy.sim.cluster_config import ClusterConfig
 from ladts_policy.sim.cluster_vec import VecClusterSimulator, make_cluster_simulator
@@ -63,7 +63,7 @@ class ClusterVectorEnv(gym.vector.VectorEnv):
 
     def _observe(self) -> dict[str, np.ndarray]:
         if isinstance(self.sim, VecClusterSimulator):
-            batch = encode_batch(self.sim.snapshot_batch(), node_slots=self.node_slots)
+            batch = self.sim.encode_all(node_slots=self.node_slots)
             self._mask_ES = batch.node_mask_ES
             return {"nodes": batch.node_rows_ESF, "task": batch.task_ET,
                     "global": batch.global_EG, "node_mask": batch.node_mask_ES.astype(np.int8)}
