@@ -220,7 +220,7 @@ def _mask_free_cost(policy: SchedulingPolicy, view: DecisionView) -> np.ndarray 
     kind = type(policy)
     if kind is ResidencyGreedyPolicy:
         assert isinstance(policy, ResidencyGreedyPolicy)
-        return residency_cost(view, policy.amortise, policy.evict)[0]
+        return np.asarray(residency_cost(view, policy.amortise, policy.evict)[0])
     if kind is GreedyPolicy:
         return np.asarray(view.expected_delay_EN[0])
     if kind is SpreadPolicy:
