@@ -142,6 +142,9 @@ class ClusterState:
         self.on_completion: list[Callable[[Completion], None]] = []
         self.on_node_deleted: list[Callable[[str], None]] = []
         self.on_node_upserted: list[Callable[[NodeEntry], None]] = []
+        self.on_node_changed: list[Callable[[str], None]] = []
+        """Called with the node's name on every change of a node (its pods, its object,
+        its residency) and on its deletion: a consumer updates only the nodes named."""
         self.columns = NodeColumns(self)
         """The decision snapshot's columns as arrays, refreshed per changed node."""
         self.requests = RecentRequests(POPULARITY_WINDOW_S)
@@ -173,6 +176,8 @@ class ClusterState:
         self._replays.pop(name, None)
         self.corrector.forget_node(name)
         self.columns.mark(name)
+        for changed in self.on_node_changed:
+            changed(name)
         for hook in self.on_node_deleted:
             hook(name)
 
@@ -380,6 +385,8 @@ class ClusterState:
         """The node changed: its cached replay and its snapshot columns are out of date."""
         entry.version += 1
         self.columns.mark(entry.obs.name)
+        for changed in self.on_node_changed:
+            changed(entry.obs.name)
 
     def summary(self) -> dict[str, object]:
         """Counts for /metrics and /debug/state."""
