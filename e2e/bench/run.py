@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from e2e.bench.api_requests import apiserver_metrics, per_pod, request_counts
 from e2e.bench.stats import run_problems
 from e2e.bench.workload import NAMESPACE, Request, capable_profiles
 from e2e.controlplane.cluster import running_cluster
@@ -92,6 +93,7 @@ def emulate(
                 "exclusive": cluster.exclusive,
             }
             (workdir / "requests.json").write_text(json.dumps(spec), "utf-8")
+            requests_before = request_counts(apiserver_metrics(api))
             controller = EmulationController(
                 core, ScenarioService(specs, cluster), clock, namespace=NAMESPACE, log_path=log
             )
@@ -105,6 +107,8 @@ def emulate(
             pods = core.list_namespaced_pod(NAMESPACE, label_selector=DEFAULT_SELECTOR).items
             unbound = sum(1 for p in pods if not (p.spec and p.spec.node_name))
             total, count = attempt_duration(cl.scheduler.metrics())
+            api_per_pod = per_pod(requests_before, request_counts(apiserver_metrics(api)),
+                                  len(created))
             cpu = {p.name: _cpu_seconds(p.pid) for p in cl.processes.processes if p.running()}
             cpu["submitter"] = submitted.get("cpu_s", float("nan"))
             cpu["controller (bench process)"] = time.process_time() - cpu_before
@@ -129,6 +133,7 @@ def emulate(
         "scheduler_mean_attempt_ms": 1000.0 * total / count if count else None,
         "wall_s": time.monotonic() - started,
         "cpu_s": {k: round(v, 1) for k, v in cpu.items()},
+        "apiserver_per_pod": api_per_pod,
         "workdir": str(workdir),
     }
     if not run_problems(summary):  # keep the components' logs only when the run went wrong

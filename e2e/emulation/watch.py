@@ -80,6 +80,11 @@ class RawWatch:
         )
         self._response = resp
         try:
+            # stop() sets the flag, then closes the response it finds; this thread stores the
+            # response, then reads the flag: one of the two sees the other, so a stop while
+            # this request was being opened cannot leave it blocked until the server timeout.
+            if self._stop.is_set():
+                return rv
             for line in iter_resp_lines(resp):  # type: ignore[no-untyped-call]
                 if self._stop.is_set():
                     return rv
