@@ -99,6 +99,10 @@ class RawWatch:
                     self._on_event(str(kind), obj)
         finally:
             self._response = None
+            # A watch left mid-stream has unread chunks: returned to the pool as is, the
+            # connection would hand them to the next request of the shared client as its
+            # status line. Closed, the pool opens a fresh one (one per watch request).
+            resp.close()
             resp.release_conn()
         return rv
 
