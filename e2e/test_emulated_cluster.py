@@ -342,6 +342,48 @@ def test_restarted_controller_rebuilds_queues_and_loses_nothing(
     assert sorted(names) == sorted({*before, after}), "a pod recorded twice or lost"
 
 
+def test_raw_watch_keeps_delivering_across_watch_timeouts(
+    core_v1: client.CoreV1Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Server-side watch timeouts of 1 s: each ends a watch request and the next continues
+    from the last version, on the client other requests share; every pod created meanwhile
+    arrives once, and stop() returns promptly."""
+    import functools
+
+    from e2e.emulation import watch as watch_module
+
+    monkeypatch.setattr(watch_module, "WATCH_TIMEOUT_S", 1)
+    selector = f"raw-watch-{uuid.uuid4().hex[:6]}"
+    seen: list[str] = []
+    errors: list[str] = []
+    w = RawWatch(functools.partial(core_v1.list_namespaced_pod, NAMESPACE),
+                 lambda kind, pod: seen.append(f"{kind} {pod['metadata']['name']}"),
+                 lambda items: None, errors.append, label_selector=f"app={selector}")
+    thread = threading.Thread(target=w.run, daemon=True)
+    thread.start()
+    names = []
+    try:
+        for i in range(5):
+            time.sleep(0.7)
+            body = aigc_pod_manifest(f"{selector}-{i}", "sd15", 5, cpu=1, memory_gib=1)
+            body["metadata"]["labels"] = {"app": selector}
+            body["spec"]["nodeSelector"] = {"e2e": "nowhere"}  # stays unbound
+            core_v1.create_namespaced_pod(NAMESPACE, body)  # type: ignore[arg-type]
+            names.append(body["metadata"]["name"])
+        wait_until(lambda: {f"ADDED {n}" for n in names} <= set(seen), "every ADDED event",
+                   timeout_s=20)
+    finally:
+        started = time.monotonic()
+        w.stop()
+        thread.join(10)
+        stopped_in = time.monotonic() - started
+        core_v1.delete_collection_namespaced_pod(NAMESPACE, label_selector=f"app={selector}",
+                                                 grace_period_seconds=0)
+    assert [e for e in seen if e.startswith("ADDED")] == [f"ADDED {n}" for n in names]
+    assert errors == []
+    assert not thread.is_alive() and stopped_in < 5
+
+
 def test_controller_relists_after_its_watch_expired(
     core_v1: client.CoreV1Api, emulation: Emulation, monkeypatch: pytest.MonkeyPatch
 ) -> None:
