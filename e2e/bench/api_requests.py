@@ -47,7 +47,9 @@ def per_pod(before: dict[str, float], after: dict[str, float], pods: int,
 
 def apiserver_metrics(api_client: Any) -> str:
     """The apiserver's ``/metrics`` text through an admin ``kubernetes`` ApiClient."""
-    resp = api_client.call_api("/metrics", "GET", auth_settings=["BearerToken"],
-                               _preload_content=False)
-    body = resp[0].data if isinstance(resp, tuple) else resp.data
-    return body.decode() if isinstance(body, bytes) else str(body)
+    cfg = api_client.configuration
+    headers = {auth["key"]: auth["value"] for auth in cfg.auth_settings().values()
+               if auth.get("in") == "header" and auth.get("value")}
+    resp = api_client.call_api("GET", f"{cfg.host}/metrics", header_params=headers)
+    data = resp.read() if hasattr(resp, "read") else resp.data
+    return data.decode() if isinstance(data, bytes) else str(data)
