@@ -28,3 +28,13 @@ def test_requests_and_watch_events_per_pod() -> None:
                    "POST pods/binding": 1.0, "POST events": 1.0}
     assert next(iter(got)) == "watch-events Pod"  # largest first
     assert per_pod({}, request_counts(AFTER), pods=0) == {}
+
+
+def test_marginal_cpu_per_pod_subtracts_the_idle_rate() -> None:
+    from e2e.bench.run import _marginal_ms_per_pod
+
+    idle = (0.0, {"kube-apiserver": 1.0, "kine": 0.5})
+    start = (2.0, {"kube-apiserver": 1.4, "kine": 0.5, "gone": 1.0})  # idle: 0.2 cpu-s/s
+    end = (12.0, {"kube-apiserver": 4.4, "kine": 1.5})  # 3.0 s used, 2.0 s of them idle rate
+    assert _marginal_ms_per_pod(idle, start, end, pods=100) == {
+        "kube-apiserver": 10.0, "kine": 10.0}
