@@ -8,6 +8,7 @@ reference for modelled times is a fresh ``NodeServer`` (``ScenarioService.expect
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections.abc import Iterator, Mapping
@@ -38,6 +39,7 @@ from e2e.emulation.scenario_nodes import (
 )
 from e2e.emulation.service import ScenarioService
 from e2e.emulation.state import EmulationState, NodeHardware
+from e2e.emulation.watch import RawWatch
 from ladts_operator.metrics_source.parse import per_node_values
 from ladts_operator.metrics_source.queries import DCGM_QUERIES, MetricQuery
 
@@ -338,6 +340,110 @@ def test_restarted_controller_rebuilds_queues_and_loses_nothing(
     )
     names = [r.name for r in read_records(emulation.log_path) if r.name in {*before, after}]
     assert sorted(names) == sorted({*before, after}), "a pod recorded twice or lost"
+
+
+def test_raw_watch_keeps_delivering_across_watch_timeouts(
+    core_v1: client.CoreV1Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Server-side watch timeouts of 1 s: each ends a watch request and the next continues
+    from the last version, on the client other requests share; every pod created meanwhile
+    arrives once, and stop() returns promptly."""
+    import functools
+
+    from e2e.emulation import watch as watch_module
+
+    monkeypatch.setattr(watch_module, "WATCH_TIMEOUT_S", 1)
+    selector = f"raw-watch-{uuid.uuid4().hex[:6]}"
+    seen: list[str] = []
+    errors: list[str] = []
+    w = RawWatch(functools.partial(core_v1.list_namespaced_pod, NAMESPACE),
+                 lambda kind, pod: seen.append(f"{kind} {pod['metadata']['name']}"),
+                 lambda items: None, errors.append, label_selector=f"app={selector}")
+    thread = threading.Thread(target=w.run, daemon=True)
+    thread.start()
+    names = []
+    try:
+        for i in range(5):
+            time.sleep(0.7)
+            body = aigc_pod_manifest(f"{selector}-{i}", "sd15", 5, cpu=1, memory_gib=1)
+            body["metadata"]["labels"] = {"app": selector}
+            body["spec"]["nodeSelector"] = {"e2e": "nowhere"}  # stays unbound
+            core_v1.create_namespaced_pod(NAMESPACE, body)  # type: ignore[arg-type]
+            names.append(body["metadata"]["name"])
+        wait_until(lambda: {f"ADDED {n}" for n in names} <= set(seen), "every ADDED event",
+                   timeout_s=20)
+    finally:
+        started = time.monotonic()
+        w.stop()
+        thread.join(10)
+        stopped_in = time.monotonic() - started
+        core_v1.delete_collection_namespaced_pod(NAMESPACE, label_selector=f"app={selector}",
+                                                 grace_period_seconds=0)
+    assert [e for e in seen if e.startswith("ADDED")] == [f"ADDED {n}" for n in names]
+    assert errors == []
+    assert not thread.is_alive() and stopped_in < 5
+
+
+def test_controller_relists_after_its_watch_expired(
+    core_v1: client.CoreV1Api, emulation: Emulation, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pod watch is down while pods are created and deleted, then resumes from a
+    resourceVersion the apiserver has expired (``410 Gone``, as after a long disconnect): the
+    controller relists, places the pods it missed, ends the one deleted meanwhile, and no pod
+    is lost, placed twice or recorded twice."""
+    node = "emu-a10-0"
+    emulation.controller.stop()
+    assert emulation.controller.errors == []
+    gate = threading.Event()
+    resumed: list[str | None] = []  # what the expired watch returned (None: relist)
+    original = RawWatch._watch_from
+
+    def watch_from(self: RawWatch, rv: str) -> str | None:
+        if "label_selector" in self._selectors and not resumed and not gate.is_set():
+            gate.wait(60)  # the connection is down: events pass unseen
+            result = original(self, "1")  # resume from a version long compacted away
+            resumed.append(result)
+            return result
+        return original(self, rv)
+
+    monkeypatch.setattr(RawWatch, "_watch_from", watch_from)
+    before = _create(core_v1, node, steps=60)  # placed by the new controller's first list
+    w = Watcher(core_v1, [before])
+    w.until(lambda w: w.last.get(before) is not None and w.last[before].spec.node_name,
+            f"{before} bound")
+    controller = EmulationController(
+        core_v1, emulation.service, emulation.clock, state=emulation.state,
+        namespace=NAMESPACE, log_path=emulation.log_path,
+    ).start()
+    emulation.controller = controller
+    w.until(lambda w: _placed(w.last.get(before)), f"{before} placed from the list")
+    missed = [_create(core_v1, node, steps=10) for _ in range(2)]
+    w.names.extend(missed)
+    w.until(lambda w: all(w.last.get(n) is not None and w.last[n].spec.node_name
+                          for n in missed), "missed pods bound")
+    core_v1.delete_namespaced_pod(before, NAMESPACE, grace_period_seconds=0)
+    wait_until(lambda: _read(core_v1, before) is None, f"{before} deleted", timeout_s=30)
+    time.sleep(1.0)
+    assert not any(_placed(_read(core_v1, n)) for n in missed)  # the watch saw nothing
+    gate.set()
+    wait_until(lambda: bool(resumed), "the watch resumed", timeout_s=30)
+    assert resumed == [None], "the apiserver did not expire the old resourceVersion"
+    w.until(lambda w: all(_finished(w, n) for n in missed), "missed pods done", timeout_s=90)
+    gone = controller.record(before)
+    assert gone is not None and gone.outcome == REMOVED
+    notes = sorted((_note(w.last[n]) for n in missed), key=lambda n: n.seq)  # type: ignore[arg-type]
+    # One FIFO, each placed once: the later queued behind the earlier.
+    assert notes[0].seq < notes[1].seq
+    assert notes[1].start_s == pytest.approx(notes[0].finish_s)
+    wait_until(
+        lambda: {r.name for r in read_records(emulation.log_path)} >= {before, *missed},
+        "every pod recorded", timeout_s=30,
+    )
+    names = [r.name for r in read_records(emulation.log_path) if r.name in {before, *missed}]
+    assert sorted(names) == sorted({before, *missed}), "a pod recorded twice or lost"
+    assert {r.name: r.outcome for r in read_records(emulation.log_path)
+            if r.name in missed} == dict.fromkeys(missed, SUCCEEDED)
+    assert controller.errors == []
 
 
 def test_node_deletion_ends_its_pods(core_v1: client.CoreV1Api, emulation: Emulation) -> None:

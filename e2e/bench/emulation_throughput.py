@@ -110,6 +110,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{result['overall_completed_per_wall_s']:.1f} pods/s wall"
     )
     print(f"CPU ms per pod: {result['cpu_ms_per_pod']}")
+    print(f"CPU ms per pod over the run less the idle rate: "
+          f"{run.summary['cpu_ms_per_pod_marginal']}")
+    print(f"apiserver requests and watch events per pod: {run.summary['apiserver_per_pod']}")
     print(f"scheduling latency ms: mean {sl['mean']:.0f} p50 {sl['p50']:.0f} p95 {sl['p95']:.0f}")
     print(f"observed lag ms: mean {lag['mean']:.0f} p50 {lag['p50']:.0f} p95 {lag['p95']:.0f}")
     print(f"submitter lag behind arrivals: {run.summary['max_submit_lag_cluster_s']} s cluster")

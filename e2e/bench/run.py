@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from e2e.bench.api_requests import apiserver_metrics, per_pod, request_counts
 from e2e.bench.stats import run_problems
 from e2e.bench.workload import NAMESPACE, Request, capable_profiles
 from e2e.controlplane.cluster import running_cluster
@@ -33,6 +34,9 @@ from ladts_policy.sim.cluster_config import ClusterConfig
 REPO_ROOT = Path(__file__).resolve().parents[2]
 #: Wall seconds between the clock's creation and cluster time 0 (the submitter starts).
 SUBMITTER_HEADSTART_S = 3.0
+#: Wall seconds the cluster is watched idle before the run, for the idle CPU rate.
+IDLE_SAMPLE_S = 3.0
+BENCH_PROCESS = "controller (bench process)"
 _HIST = re.compile(r"^scheduler_scheduling_attempt_duration_seconds_(sum|count)\{(.*)\} (\S+)$")
 
 
@@ -92,6 +96,12 @@ def emulate(
                 "exclusive": cluster.exclusive,
             }
             (workdir / "requests.json").write_text(json.dumps(spec), "utf-8")
+            requests_before = request_counts(apiserver_metrics(api))
+            # The cluster idle (nodes heartbeating, no pods) for a moment, then the run: the
+            # per-pod CPU is the run's minus the idle rate (start-up and node set-up excluded).
+            idle = _cpu_snapshot(cl.processes)
+            time.sleep(IDLE_SAMPLE_S)
+            window = _cpu_snapshot(cl.processes)
             controller = EmulationController(
                 core, ScenarioService(specs, cluster), clock, namespace=NAMESPACE, log_path=log
             )
@@ -105,7 +115,13 @@ def emulate(
             pods = core.list_namespaced_pod(NAMESPACE, label_selector=DEFAULT_SELECTOR).items
             unbound = sum(1 for p in pods if not (p.spec and p.spec.node_name))
             total, count = attempt_duration(cl.scheduler.metrics())
+            api_per_pod = per_pod(requests_before, request_counts(apiserver_metrics(api)),
+                                  len(created))
             cpu = {p.name: _cpu_seconds(p.pid) for p in cl.processes.processes if p.running()}
+            marginal = _marginal_ms_per_pod(idle, window, _cpu_snapshot(cl.processes),
+                                            len(created))
+            marginal["submitter (whole process)"] = round(
+                1000.0 * submitted.get("cpu_s", float("nan")) / max(1, len(created)), 1)
             cpu["submitter"] = submitted.get("cpu_s", float("nan"))
             cpu["controller (bench process)"] = time.process_time() - cpu_before
         finally:
@@ -129,6 +145,8 @@ def emulate(
         "scheduler_mean_attempt_ms": 1000.0 * total / count if count else None,
         "wall_s": time.monotonic() - started,
         "cpu_s": {k: round(v, 1) for k, v in cpu.items()},
+        "apiserver_per_pod": api_per_pod,
+        "cpu_ms_per_pod_marginal": marginal,
         "workdir": str(workdir),
     }
     if not run_problems(summary):  # keep the components' logs only when the run went wrong
@@ -158,6 +176,35 @@ def _submit(pm: Any, workdir: Path, kubeconfig: Path, deadline: float) -> dict[s
                            f"{proc.log_tail(20)}"], "stopped_at_deadline": True}  # fmt: skip
     report: dict[str, Any] = json.loads(out.read_text("utf-8"))
     return report
+
+
+def _cpu_snapshot(pm: Any) -> tuple[float, dict[str, float]]:
+    """(monotonic time, CPU seconds per running component and of this process)."""
+    cpu = {p.name: _cpu_seconds(p.pid) for p in pm.processes
+           if p.running() and p.name != "submitter"}
+    cpu[BENCH_PROCESS] = time.process_time()
+    return time.monotonic(), cpu
+
+
+def _marginal_ms_per_pod(
+    idle: tuple[float, dict[str, float]],
+    start: tuple[float, dict[str, float]],
+    end: tuple[float, dict[str, float]],
+    pods: int,
+) -> dict[str, float]:
+    """CPU ms per pod of each process over the run, less its idle rate times the run's length.
+
+    ``idle`` -> ``start`` is the idle sample, ``start`` -> ``end`` the run.
+    """
+    (t_idle, c_idle), (t0, c0), (t1, c1) = idle, start, end
+    out = {}
+    for name, before in c0.items():
+        if name not in c1 or name not in c_idle:
+            continue
+        rate = (before - c_idle[name]) / max(t0 - t_idle, 1e-9)
+        used = (c1[name] - before) - rate * (t1 - t0)
+        out[name] = round(1000.0 * used / max(1, pods), 1)
+    return out
 
 
 def _cpu_seconds(pid: int) -> float:

@@ -56,14 +56,20 @@ class Cluster:
     """Owns every process above; start helpers (e.g. a submitter) with it to stop them too."""
 
     def api_client(self, pool_maxsize: int = 16) -> Any:
-        """A new ``kubernetes.client.ApiClient`` for the admin user (close it when done)."""
-        from kubernetes import config
+        """A new ``kubernetes.client.ApiClient`` for the admin user (close it when done).
 
-        api = config.new_client_from_config(  # type: ignore[no-untyped-call]
-            config_file=str(self.apiserver.kubeconfig)
+        ``pool_maxsize`` is set before the client exists: its connection pool reads it once,
+        at construction (set afterwards it had no effect, and more concurrent requests than
+        the default 5 × CPUs would each open and discard a TLS connection).
+        """
+        from kubernetes import client, config
+
+        cfg = client.Configuration()
+        config.load_kube_config(  # type: ignore[no-untyped-call]
+            config_file=str(self.apiserver.kubeconfig), client_configuration=cfg
         )
-        api.configuration.connection_pool_maxsize = pool_maxsize
-        return api
+        cfg.connection_pool_maxsize = pool_maxsize
+        return client.ApiClient(cfg)
 
 
 def start_cluster(

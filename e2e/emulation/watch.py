@@ -80,6 +80,11 @@ class RawWatch:
         )
         self._response = resp
         try:
+            # stop() sets the flag, then closes the response it finds; this thread stores the
+            # response, then reads the flag: one of the two sees the other, so a stop while
+            # this request was being opened cannot leave it blocked until the server timeout.
+            if self._stop.is_set():
+                return rv
             for line in iter_resp_lines(resp):  # type: ignore[no-untyped-call]
                 if self._stop.is_set():
                     return rv
@@ -94,6 +99,10 @@ class RawWatch:
                     self._on_event(str(kind), obj)
         finally:
             self._response = None
+            # A watch left mid-stream has unread chunks: returned to the pool as is, the
+            # connection would hand them to the next request of the shared client as its
+            # status line. Closed, the pool opens a fresh one (one per watch request).
+            resp.close()
             resp.release_conn()
         return rv
 

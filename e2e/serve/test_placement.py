@@ -145,12 +145,20 @@ def test_pods_land_on_the_expected_nodes(placement_cluster: PlacementCluster,
         core_v1.create_namespaced_pod(ns, aigc_pod(name, model, steps))
         pod = wait_bound(core_v1, ns, name)
         assert pod.spec.node_name == expected, f"case {i} ({model}, {steps}): {why}"
+        # The bind answered after the Binding alone; the decision annotation and the
+        # LadtsScheduled Event are written in the background and must still appear.
         decision = json.loads(
             wait_annotation(core_v1, ns, name)["ladts.io/decision"])
         assert decision["node"] == expected and decision["scores"][expected] == 10
+        event = wait_event(core_v1, ns, name, "LadtsScheduled")
+        assert event.message.startswith(f"placed on {expected}: ")
+        assert json.loads(event.message.split(": ", 1)[1]) == decision
     # The scheduler really called the extender (its own metrics count the bindings).
     metrics = scheduler.metrics()
     assert "scheduler_schedule_attempts_total" in metrics
+    # ... and ladts counted each background record as written.
+    served = serve.get("/metrics")[1].decode()
+    assert f'ladts_decision_records_total{{result="ok"}} {float(len(CASES))}' in served
 
     # A pod with a bad annotation stays Pending with the extender's reason in its event.
     core_v1.create_namespaced_pod(ns, aigc_pod("bad", "sd15", 0))
@@ -162,6 +170,17 @@ def test_pods_land_on_the_expected_nodes(placement_cluster: PlacementCluster,
         time.sleep(0.3)
     assert reasons and "not a positive integer" in reasons[0]
     assert core_v1.read_namespaced_pod("bad", ns).spec.node_name is None
+
+
+def wait_event(core_v1: client.CoreV1Api, ns: str, name: str, reason: str,
+               timeout_s: float = 10.0) -> client.CoreV1Event:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for event in core_v1.list_namespaced_event(ns).items:
+            if event.involved_object.name == name and event.reason == reason:
+                return event
+        time.sleep(0.2)
+    raise AssertionError(f"{name} has no {reason} event")
 
 
 def wait_annotation(core_v1: client.CoreV1Api, ns: str, name: str, timeout_s: float = 10.0

@@ -3,6 +3,7 @@ writes on pods, answers while Prometheus is unreachable and with a broken policy
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 import uuid
@@ -111,8 +112,13 @@ def test_state_bind_restart_and_no_kopf_writes(serve_factory: ServeFactory,
             "PodName": p.metadata.name, "PodNamespace": ns, "PodUID": p.metadata.uid,
             "Node": chosen}).encode())
         assert status == 200 and json.loads(body) == {"Error": ""}
+    def annotated(name: str) -> client.V1Pod | None:
+        pod = core_v1.read_namespaced_pod(name, ns)
+        return pod if "ladts.io/decision" in (pod.metadata.annotations or {}) else None
+
     for p in created:
-        live = core_v1.read_namespaced_pod(str(p.metadata.name), ns)
+        # The bind answered after the Binding; the annotation follows in the background.
+        live = wait_for(functools.partial(annotated, str(p.metadata.name)))
         decision = json.loads(live.metadata.annotations["ladts.io/decision"])
         assert live.spec.node_name == decision["node"]
         assert decision["scorer"] == "heuristic:residency-greedy"

@@ -193,3 +193,60 @@ def test_node_rows_match_a_per_element_reference_on_simulator_states() -> None:
         view = sim.step(
             np.argmin(np.where(view.node_mask_EN, view.expected_delay_EN, np.inf), axis=1)
         )[1]
+
+
+def test_task_and_global_features_match_the_per_feature_normalisation() -> None:
+    """``encode`` normalises task and global features as one array: the same as one at a time."""
+    from ladts_policy.features import (
+        GLOBAL_FEATURE_NAMES,
+        TASK_FEATURE_NAMES,
+        _normalise,
+    )
+
+    sim = ClusterSimulator(
+        dataclasses.replace(load_scenario("k8s-edge").cluster, horizon_s=120), num_envs=1
+    )
+    view = sim.reset([5])
+    rng = np.random.default_rng(1)
+    checked = 0
+    for _ in range(20):
+        assert view is not None
+        snap, task = sim.snapshot(0)
+        odd = dataclasses.replace(  # large, non-finite and negative raw values
+            task, steps=int(rng.integers(1, 10_000)), wait_s=float(rng.choice(
+                [-3.0, 0.0, 1e9, np.inf, rng.exponential(30.0)])),
+            input_mbit=float(rng.exponential(50.0)))
+        for s, t in ((snap, task), (dataclasses.replace(snap, pending=int(rng.integers(0, 5000)),
+                                                        popularity=float(rng.random())), odd)):
+            enc = encode(s, t, node_slots=s.num_nodes)
+            mask_N = enc.node_mask_S[: s.num_nodes]
+            service_N = np.where(mask_N, s.service_s_N, np.inf)
+            model = t.model if t.model in MODEL_VOCAB else "other"
+            raw_task = {"steps": t.steps, "input_mbit": t.input_mbit, "wait_s": t.wait_s,
+                        "best_service_s": float(service_N.min()) if service_N.size else np.inf,
+                        "popularity": s.popularity,
+                        **{f"model={m}": float(m == model) for m in MODEL_VOCAB}}
+            want_T = np.array([_normalise(np.asarray(raw_task[d.name]), d) for d in SPEC.task],
+                              dtype=np.float32)
+            present = s.present_N.astype(bool)
+            ready = present & s.ready_N.astype(bool)
+            n = max(int(present.sum()), 1)
+            raw_glob = {
+                "nodes_present": float(present.sum()), "ready_fraction": ready.sum() / n,
+                "fits_fraction": mask_N.sum() / max(int(ready.sum()), 1),
+                "mean_queue_len": float(s.queue_len_N[present].sum()) / n,
+                "busy_fraction": float((s.running_N[present] > 0).sum()) / n,
+                "pending": float(s.pending),
+                "holders": float((ready & s.resident_N.astype(bool)).sum()),
+            }
+            want_G = np.array([_normalise(np.asarray(raw_glob[d.name]), d) for d in SPEC.glob],
+                              dtype=np.float32)
+            assert set(raw_task) == set(TASK_FEATURE_NAMES)
+            assert set(raw_glob) == set(GLOBAL_FEATURE_NAMES)
+            np.testing.assert_array_equal(enc.task_T, want_T)
+            np.testing.assert_array_equal(enc.global_G, want_G)
+            checked += 1
+        view = sim.step(
+            np.argmin(np.where(view.node_mask_EN, view.expected_delay_EN, np.inf), axis=1)
+        )[1]
+    assert checked == 40

@@ -6,10 +6,12 @@ import asyncio
 import datetime as dt
 import logging
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from ladts_operator.extender import BindArgs
 from ladts_operator.objects import DECISION_ANNOTATION
+from ladts_operator.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
 
@@ -18,15 +20,30 @@ COMPONENT = "ladts-scheduler-extender"
 
 
 class KubeBinder:
-    """Creates ``pods/binding`` and then writes ``ladts.io/decision`` and an Event."""
+    """Creates ``pods/binding``; then, in the background, ``ladts.io/decision`` and an Event.
 
-    def __init__(self, api_client: Any, *, write_decision: bool = True) -> None:
+    The bind answer waits only for the Binding (what kube-scheduler needs): the decision
+    annotation patch and the ``LadtsScheduled`` Event are two more API round trips, written
+    afterwards by a small thread pool of their own so they never hold a bind or take the
+    threads binds run in. Each record's outcome is counted in
+    ``ladts_decision_records_total{result="ok"|"error"|"dropped"}`` and failures are logged;
+    more than ``max_pending`` records waiting (an API that stopped answering) are dropped
+    and counted rather than queued without bound; :meth:`drain` waits for the pending ones
+    at shutdown.
+    """
+
+    def __init__(self, api_client: Any, *, write_decision: bool = True,
+                 telemetry: Telemetry | None = None, max_pending: int = 10_000) -> None:
         from kubernetes import client
 
         self.core = client.CoreV1Api(api_client)
         self.write_decision = write_decision
+        self.telemetry = telemetry or Telemetry()
+        self.max_pending = max_pending
+        self._records: set[asyncio.Future[None]] = set()
+        self._pool: ThreadPoolExecutor | None = None
 
-    def _bind(self, args: BindArgs, annotation: str) -> None:
+    def _bind(self, args: BindArgs) -> None:
         from kubernetes import client
 
         body = client.V1Binding(
@@ -35,21 +52,59 @@ class KubeBinder:
         )
         # The generated client cannot deserialise the Binding status it gets back.
         self.core.create_namespaced_binding(args.pod_namespace, body, _preload_content=False)
-        if not self.write_decision:
-            return
-        try:
-            self.core.patch_namespaced_pod(
-                args.pod_name, args.pod_namespace,
-                {"metadata": {"annotations": {DECISION_ANNOTATION: annotation}}})
-            post_event(self.core, {"namespace": args.pod_namespace, "name": args.pod_name,
-                                   "uid": args.pod_uid},
-                       "LadtsScheduled", f"placed on {args.node}: {annotation}", False)
-        except Exception as exc:  # the pod is bound; the record is best effort
-            log.warning("decision annotation/event for %s failed: %s", args.pod_name, exc)
+
+    def _record(self, args: BindArgs, annotation: str) -> None:
+        self.core.patch_namespaced_pod(
+            args.pod_name, args.pod_namespace,
+            {"metadata": {"annotations": {DECISION_ANNOTATION: annotation}}})
+        post_event(self.core, {"namespace": args.pod_namespace, "name": args.pod_name,
+                               "uid": args.pod_uid},
+                   "LadtsScheduled", f"placed on {args.node}: {annotation}", False)
 
     async def bind(self, args: BindArgs, annotation: str) -> None:
-        """Bind in a thread (raises the API's error)."""
-        await asyncio.to_thread(self._bind, args, annotation)
+        """Bind in a thread (raises the API's error); the record follows in the background."""
+        await asyncio.to_thread(self._bind, args)
+        if self.write_decision:
+            self._record_later(args, annotation)
+
+    def _record_later(self, args: BindArgs, annotation: str) -> None:
+        records = self.telemetry.decision_records
+        if len(self._records) >= self.max_pending:
+            records.labels(result="dropped").inc()
+            log.warning("decision record for %s/%s dropped: %d records pending",
+                        args.pod_namespace, args.pod_name, len(self._records))
+            return
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="ladts-record")
+        future = asyncio.get_running_loop().run_in_executor(
+            self._pool, self._record, args, annotation)
+        self._records.add(future)
+
+        def done(f: asyncio.Future[None]) -> None:
+            self._records.discard(f)
+            exc = f.exception() if not f.cancelled() else None
+            if exc is None and not f.cancelled():
+                records.labels(result="ok").inc()
+                return
+            records.labels(result="error").inc()
+            # the pod is bound; its annotation and Event are a record, not the placement
+            log.warning("decision annotation/event for %s/%s failed: %s", args.pod_namespace,
+                        args.pod_name, exc or "cancelled")
+
+        future.add_done_callback(done)
+
+    @property
+    def pending(self) -> int:
+        """Decision records not written yet."""
+        return len(self._records)
+
+    async def drain(self, timeout_s: float = 10.0) -> None:
+        """Wait (at most ``timeout_s``) for the pending records, then stop the pool."""
+        if self._records:
+            await asyncio.wait(set(self._records), timeout=timeout_s)
+        if self._pool is not None:
+            self._pool.shutdown(wait=False)
+            self._pool = None
 
 
 def post_event(core: Any, pod: Mapping[str, str], reason: str, message: str,

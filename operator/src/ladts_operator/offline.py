@@ -142,6 +142,13 @@ class OfflineCluster:
         # its next completion or None); recomputed only for nodes whose entry changed.
         self._next_finish: dict[str, tuple[NodeEntry, int, tuple[float, str] | None]] = {}
         self._next = 0
+        # (finish, uid, node) of every node's next completion, kept between ticks: a tick
+        # pushes entries only for the nodes the store says changed (``on_node_changed``),
+        # so it costs the changes, not a walk over every node; an entry a later change
+        # replaced is recognised as stale when it comes up.
+        self._heap: list[tuple[float, str, str]] = []
+        self._changed: set[str] = set(state.nodes)
+        state.on_node_changed.append(self._changed.add)
 
     def advance(self, now: float) -> int:
         """Finish, in time order, every pod whose replayed finish is at or before ``now``.
@@ -152,16 +159,15 @@ class OfflineCluster:
         state = self.state
         done = 0
         finishing: set[str] = set()
-        # One entry per node; only the node a completion changes gets a new one (a replaced
-        # entry left in the heap is recognised as stale when it comes up).
-        heap = [f for f in (self._node_next(n) for n in state.nodes) if f is not None]
-        heapq.heapify(heap)
+        heap = self._heap
+        self._push_changed()
         while heap and heap[0][0] <= now:
             finish, uid, node = heapq.heappop(heap)
-            if self._node_next(node) != (finish, uid, node):
+            if node not in state.nodes or self._node_next(node) != (finish, uid, node):
                 continue
             if uid in finishing:  # the store kept a finished pod queued: never loop on it
                 log.warning("offline: pod %s stayed queued on %s after finishing", uid, node)
+                heapq.heappush(heap, (finish, uid, node))
                 break
             finishing.add(uid)
             pod = state.nodes[node].pods[uid]
@@ -169,11 +175,21 @@ class OfflineCluster:
             done += 1
             if uid.startswith(BACKGROUND_PREFIX):
                 self._replace(node, now)
-            following = self._node_next(node)
-            if following is not None:
-                heapq.heappush(heap, following)
+            self._push_changed()
         self.finished += done
         return done
+
+    def _push_changed(self) -> None:
+        """Push the next completion of every node changed since the last push."""
+        changed = list(self._changed)
+        self._changed.clear()  # the same set: the store's hook holds its ``add``
+        for node in changed:
+            if node not in self.state.nodes:
+                self._next_finish.pop(node, None)
+                continue
+            following = self._node_next(node)
+            if following is not None:
+                heapq.heappush(self._heap, following)
 
     def _node_next(self, node: str) -> tuple[float, str, str] | None:
         """The next completion on ``node`` as its current queue replays: (finish, uid, node)."""

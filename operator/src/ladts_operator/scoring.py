@@ -19,7 +19,16 @@ from typing import Protocol
 
 import numpy as np
 
-from ladts_policy.baselines import HEURISTICS, SchedulingPolicy, make_policy
+from ladts_policy.baselines import (
+    HEURISTICS,
+    GreedyPolicy,
+    ResidencyGreedyPolicy,
+    SchedulingPolicy,
+    SpreadPolicy,
+    _argmin_random_ties,
+    make_policy,
+    residency_cost,
+)
 from ladts_policy.features import ClusterSnapshot, EncodedFeatures, TaskSpec
 from ladts_policy.sim.base import DecisionView
 from ladts_policy.snapshot_view import decision_view
@@ -126,10 +135,25 @@ class HeuristicScorer:
         features: EncodedFeatures,
         decision: int,
     ) -> Scored:
-        """Rank the first ``HEURISTIC_RANKS`` choices by asking the heuristic repeatedly."""
+        """Rank the first ``HEURISTIC_RANKS`` choices by asking the heuristic repeatedly.
+
+        A heuristic that minimises a cost the mask does not change, ties at random
+        (:func:`_mask_free_cost`), is asked once for the cost and the ranks are drawn from
+        it with the same random numbers its ``act`` would draw (:meth:`_rank_by_cost`):
+        the same answer without rebuilding the view ten times
+        (``tests/operator/test_heuristic_ranking.py``).
+        """
         n = snapshot.num_nodes
         mask_N = np.asarray(features.node_mask_S[:n], dtype=bool).copy()
         view = decision_view(snapshot, mask_N)
+        cost_N = _mask_free_cost(self._policy, view)
+        if cost_N is not None:
+            return self._rank_by_cost(cost_N, mask_N)
+        return self._rank_by_acting(view, mask_N)
+
+    def _rank_by_acting(self, view: DecisionView, mask_N: np.ndarray) -> Scored:
+        """Ask ``act`` once per rank, masking the nodes already ranked (any heuristic)."""
+        n = mask_N.shape[0]
         preference = [0.0] * n
         chosen: int | None = None
         policy = self._policy
@@ -149,6 +173,29 @@ class HeuristicScorer:
                 policy = self._ranker_after(self._policy)
         return Scored(preference, chosen, self.name, self.version)
 
+    def _rank_by_cost(self, cost_N: np.ndarray, mask_N: np.ndarray) -> Scored:
+        """What :meth:`_rank_by_acting` answers for a heuristic of :func:`_mask_free_cost`.
+
+        Rank 0 draws from the policy's generator (as its ``act`` does), later ranks from the
+        ranking copy's, synced after that pick; one draw of ``N`` numbers per rank.
+        """
+        n = mask_N.shape[0]
+        preference = [0.0] * n
+        chosen: int | None = None
+        cost_1N = cost_N[None, :]
+        rng = self._policy.rng  # type: ignore[attr-defined]
+        for rank in range(HEURISTIC_RANKS):
+            if not mask_N.any():
+                break
+            pick = int(_argmin_random_ties(cost_1N, mask_N[None, :], rng)[0])
+            if not mask_N[pick]:
+                break
+            preference[pick] = float(HEURISTIC_RANKS - rank)
+            mask_N[pick] = False
+            if rank == 0:
+                chosen = pick
+                rng = self._ranker_after(self._policy).rng  # type: ignore[attr-defined]
+        return Scored(preference, chosen, self.name, self.version)
 
     def _ranker_after(self, policy: SchedulingPolicy) -> SchedulingPolicy:
         """The ranking copy with ``policy``'s state (cheaper than a deepcopy per decision)."""
@@ -161,6 +208,24 @@ class HeuristicScorer:
             else:
                 setattr(ranker, key, copy.deepcopy(value))
         return ranker
+
+
+def _mask_free_cost(policy: SchedulingPolicy, view: DecisionView) -> np.ndarray | None:
+    """Return float [N]: the cost ``policy.act`` minimises (ties at random), None if unknown.
+
+    Only for the heuristics whose ``act`` is ``_argmin_random_ties(cost, mask, rng)`` with a
+    cost that does not depend on the mask (their own code in ``ladts_policy/baselines.py``);
+    exact classes, so a subclass that changes ``act`` takes the general path.
+    """
+    kind = type(policy)
+    if kind is ResidencyGreedyPolicy:
+        assert isinstance(policy, ResidencyGreedyPolicy)
+        return np.asarray(residency_cost(view, policy.amortise, policy.evict)[0])
+    if kind is GreedyPolicy:
+        return np.asarray(view.expected_delay_EN[0])
+    if kind is SpreadPolicy:
+        return np.asarray(view.requested_fraction_EN[0])
+    return None
 
 
 def _with_mask(view: DecisionView, mask_N: np.ndarray) -> DecisionView:

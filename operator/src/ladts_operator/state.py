@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
@@ -127,6 +128,7 @@ class ClusterState:
         corrector: ServiceTimeCorrector | None = None,
         overrun_grace_s: float = 1.0,
         completed_retention_s: float = 600.0,
+        max_finished: int = 100_000,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.profiles = dict(profiles)
@@ -136,12 +138,19 @@ class ClusterState:
         self.clock = clock
         self.nodes: dict[str, NodeEntry] = {}
         self.pod_node: dict[str, str] = {}  # uid -> node of every unfinished bound pod
-        self.finished: set[str] = set()  # uids already counted as finished
+        self.finished: OrderedDict[str, float] = OrderedDict()
+        """UIDs of pods already counted as finished -> when (clock), oldest first: a watch
+        event of a finished pod again (an update, a relist) must not count it twice. Kept
+        for ``completed_retention_s`` and at most ``max_finished`` (:meth:`_prune_finished`)."""
+        self.max_finished = max_finished
         self.synced = False
         self._replays: dict[str, tuple[int, float, Replay]] = {}  # node -> (version, valid, r)
         self.on_completion: list[Callable[[Completion], None]] = []
         self.on_node_deleted: list[Callable[[str], None]] = []
         self.on_node_upserted: list[Callable[[NodeEntry], None]] = []
+        self.on_node_changed: list[Callable[[str], None]] = []
+        """Called with the node's name on every change of a node (its pods, its object,
+        its residency) and on its deletion: a consumer updates only the nodes named."""
         self.columns = NodeColumns(self)
         """The decision snapshot's columns as arrays, refreshed per changed node."""
         self.requests = RecentRequests(POPULARITY_WINDOW_S)
@@ -173,6 +182,8 @@ class ClusterState:
         self._replays.pop(name, None)
         self.corrector.forget_node(name)
         self.columns.mark(name)
+        for changed in self.on_node_changed:
+            changed(name)
         for hook in self.on_node_deleted:
             hook(name)
 
@@ -216,7 +227,7 @@ class ClusterState:
     def delete_pod(self, uid: str) -> None:
         """A pod was deleted: it leaves its node's queue (an unfinished one is not a completion)."""
         self._remove_unfinished(uid)
-        self.finished.discard(uid)
+        self.finished.pop(uid, None)
         self.unscheduled.discard(uid)
 
     def _entry(self, node: str) -> NodeEntry:
@@ -239,13 +250,17 @@ class ClusterState:
         node = pod.node
         if pod.uid in self.finished or node is None or pod.work is None:
             return
-        self.finished.add(pod.uid)
-        finish = pod.finish_s if pod.finish_s is not None else self.clock()
+        now = self.clock()
+        self.finished[pod.uid] = now
+        self._prune_finished(now)
+        finish = pod.finish_s if pod.finish_s is not None else now
         entry = self._entry(node)
         was_queued = pod.uid in entry.pods
         if was_queued:
             self._learn(entry, pod, finish)
         self._remove_unfinished(pod.uid)
+        if not was_queued and (finish, pod.work.model) in entry.completions:
+            return  # seen before, its UID since forgotten (_prune_finished): nothing new
         entry.completions.append((finish, pod.work.model))
         entry.completions.sort()
         horizon = max(finish, self.clock()) - self.completed_retention_s
@@ -269,6 +284,24 @@ class ClusterState:
         done = Completion(pod, entry.obs.name, pod.work.model, start, finish, observed, predicted)
         for hook in self.on_completion:
             hook(done)
+
+    def _prune_finished(self, now: float) -> None:
+        """Forget finished UIDs older than the retention window, and beyond the size bound.
+
+        What a forgotten UID guarded against cannot recur: a finished pod's event seen again
+        (an update, a relist) finds it no longer queued, so it is neither learned from nor
+        traced a second time (``_finish`` learns only from queued pods), and its completion
+        is not added again (the same (finish, model) is still in the node's list, or older
+        than ``completed_retention_s`` and dropped). The size bound caps memory when pods
+        finish faster than the window forgets them. Not covered: an out-of-date *unfinished*
+        event of a pod forgotten here would queue it again; events are not reordered by
+        minutes (``tests/operator/test_finished_bound.py``).
+        """
+        finished = self.finished
+        horizon = now - self.completed_retention_s
+        while finished and (len(finished) > self.max_finished
+                            or next(iter(finished.values())) < horizon):
+            finished.popitem(last=False)
 
     # --- reading ---------------------------------------------------------------------
 
@@ -380,6 +413,8 @@ class ClusterState:
         """The node changed: its cached replay and its snapshot columns are out of date."""
         entry.version += 1
         self.columns.mark(entry.obs.name)
+        for changed in self.on_node_changed:
+            changed(entry.obs.name)
 
     def summary(self) -> dict[str, object]:
         """Counts for /metrics and /debug/state."""

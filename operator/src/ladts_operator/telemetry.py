@@ -23,6 +23,11 @@ class Telemetry:
             ["node", "scorer"], registry=r)
         self.binds = Counter(
             "ladts_binds_total", "Bind calls by result (ok, error).", ["result"], registry=r)
+        self.decision_records = Counter(
+            "ladts_decision_records_total",
+            "Decision annotations and LadtsScheduled Events written after binds (in the "
+            "background), by result (ok, error, dropped: too many pending).",
+            ["result"], registry=r)
         self.fallbacks = Counter(
             "ladts_fallbacks_total",
             "Times a documented fallback was used, by reason (stale_metrics, missing_metrics, "

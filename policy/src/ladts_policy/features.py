@@ -169,6 +169,19 @@ _NODE_SCALE_F = np.array([d.scale for d in SPEC.node], dtype=np.float64)
 _NODE_LOG1P_F = np.array([d.transform == "log1p" for d in SPEC.node])
 """bool [F]: the node feature columns that take ``log1p`` after scaling."""
 
+_TASK_SCALE_T = np.array([d.scale for d in SPEC.task], dtype=np.float64)
+_TASK_LOG1P_T = np.array([d.transform == "log1p" for d in SPEC.task])
+_GLOBAL_SCALE_G = np.array([d.scale for d in SPEC.glob], dtype=np.float64)
+_GLOBAL_LOG1P_G = np.array([d.transform == "log1p" for d in SPEC.glob])
+
+
+def _normalise_columns(raw_X: np.ndarray, scale_X: np.ndarray, log1p_X: np.ndarray
+                       ) -> np.ndarray:
+    """:func:`_normalise` of every column at once (the same element-wise operations)."""
+    x_X = raw_X / scale_X
+    x_X = np.where(np.isfinite(x_X), x_X, 0.0)
+    return np.where(log1p_X, np.log1p(np.maximum(x_X, 0.0)), x_X)
+
 
 def _node_raw(snapshot: ClusterSnapshot, name: str) -> np.ndarray:
     if name.startswith("loaded="):
@@ -202,9 +215,7 @@ def encode(snapshot: ClusterSnapshot, task: TaskSpec, *, node_slots: int) -> Enc
     # operations as _normalise, column by column.
     raw_NF = np.column_stack([_node_raw(snapshot, d.name) for d in SPEC.node]).reshape(
         n, len(SPEC.node))
-    x_NF = raw_NF / _NODE_SCALE_F
-    x_NF = np.where(np.isfinite(x_NF), x_NF, 0.0)
-    x_NF = np.where(_NODE_LOG1P_F, np.log1p(np.maximum(x_NF, 0.0)), x_NF)
+    x_NF = _normalise_columns(raw_NF, _NODE_SCALE_F, _NODE_LOG1P_F)
     rows_SF[:n] = np.where(present[:, None], x_NF, 0.0)
     node_mask_S = np.zeros(node_slots, dtype=bool)
     node_mask_S[:n] = mask_N
@@ -228,7 +239,8 @@ def _encode_task(snapshot: ClusterSnapshot, task: TaskSpec, mask_N: np.ndarray) 
         "popularity": snapshot.popularity,
         **{f"model={m}": float(m == model) for m in MODEL_VOCAB},
     }
-    return np.array([_normalise(np.asarray(raw[d.name]), d) for d in SPEC.task], dtype=np.float32)
+    raw_T = np.array([raw[d.name] for d in SPEC.task], dtype=np.float64)
+    return _normalise_columns(raw_T, _TASK_SCALE_T, _TASK_LOG1P_T).astype(np.float32)
 
 
 def _encode_global(snapshot: ClusterSnapshot, mask_N: np.ndarray) -> np.ndarray:
@@ -244,7 +256,8 @@ def _encode_global(snapshot: ClusterSnapshot, mask_N: np.ndarray) -> np.ndarray:
         "pending": float(snapshot.pending),
         "holders": float((ready & snapshot.resident_N.astype(bool)).sum()),
     }
-    return np.array([_normalise(np.asarray(raw[d.name]), d) for d in SPEC.glob], dtype=np.float32)
+    raw_G = np.array([raw[d.name] for d in SPEC.glob], dtype=np.float64)
+    return _normalise_columns(raw_G, _GLOBAL_SCALE_G, _GLOBAL_LOG1P_G).astype(np.float32)
 
 
 def snapshot_fields() -> tuple[str, ...]:

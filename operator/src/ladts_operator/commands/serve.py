@@ -130,7 +130,8 @@ async def serve_cluster(settings: ServeSettings) -> None:
         rt.extender.metrics = poller
         poller_box.append(poller)
     assert isinstance(rt.extender.telemetry, Telemetry)
-    binder = KubeBinder(api_client, write_decision=settings.write_decision)
+    binder = KubeBinder(api_client, write_decision=settings.write_decision,
+                        telemetry=rt.extender.telemetry)
     runner = await _start_http(build_app(rt.extender, binder, rt.ready),
                                settings.host, settings.port)
     registry = build_registry(rt.state)
@@ -159,5 +160,6 @@ async def serve_cluster(settings: ServeSettings) -> None:
         for task in tasks:
             task.cancel()
         await runner.cleanup()
+        await binder.drain()  # decision records of the last binds
         if rt.trace is not None:
             rt.trace.close()
