@@ -143,7 +143,7 @@ def generate_mapping(base: ClusterConfig, seed: int, index: int,
         for name, count in zip(family, split, strict=True):
             if count > 0:
                 counts[str(name)] = int(count)
-    groups = []
+    groups: list[dict[str, Any]] = []
     for name, count in counts.items():
         big = name in SERVER_PROFILES or name == "agx-orin-64"
         groups.append({"profile": name, "count": count, "name_prefix": f"g-{name}",

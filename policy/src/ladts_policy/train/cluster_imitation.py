@@ -24,7 +24,9 @@ def actor_probs(actor: ClusterDiffusionActor, state: State,
     b, s = state.mask.shape
     noise = torch.randn(b, cfg.steps, s, cfg.latent_dim, generator=generator,
                         device=state.node.device)
-    return actor(state.node, state.mask, state.task, state.glob, state.start, noise)
+    probs_BS, latent_BSL = actor(state.node, state.mask, state.task, state.glob, state.start,
+                                 noise)
+    return probs_BS, latent_BSL
 
 
 def imitation_loss(probs_BS: torch.Tensor, teacher_B: torch.Tensor) -> torch.Tensor:

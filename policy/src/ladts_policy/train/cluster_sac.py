@@ -59,14 +59,14 @@ class ClusterSAC:
         act = batch.action[:, None]
         critic_loss = sum(((q[j].gather(1, act)[:, 0] - y) ** 2).mean() for j in range(2))
         self.critic_opt.zero_grad(set_to_none=True)
-        critic_loss.backward()  # type: ignore[union-attr]
+        critic_loss.backward()
         torch.nn.utils.clip_grad_norm_(self.critic.parameters(), 10.0)
         self.critic_opt.step()
         with torch.no_grad():
             torch._foreach_lerp_(list(self.critic_target.parameters()),
                                  list(self.critic.parameters()), cfg.tau)
         self.updates += 1
-        out = {"critic_loss": float(critic_loss.detach()), "alpha": float(alpha)}  # type: ignore[union-attr]
+        out = {"critic_loss": float(critic_loss.detach()), "alpha": float(alpha)}
         if self.updates <= cfg.critic_warmup:
             return out
         pi, _ = actor_probs(self.actor, s)
@@ -79,7 +79,7 @@ class ClusterSAC:
         bc = imitation_loss(pi, batch.teacher)
         total = actor_loss + cfg.bc_weight * bc if cfg.imitation else actor_loss
         self.actor_opt.zero_grad(set_to_none=True)
-        total.backward()  # type: ignore[no-untyped-call]
+        total.backward()
         torch.nn.utils.clip_grad_norm_(self.actor.parameters(), 5.0)
         self.actor_opt.step()
         valid = s.mask.sum(-1).clamp(min=1).float()

@@ -43,7 +43,7 @@ from ladts_policy.train.cluster_distribution import DistributionConfig, generate
 from ladts_policy.train.cluster_eval_policy import ClusterCheckpointPolicy
 from ladts_policy.train.cluster_export import CLUSTER_FORMAT
 from ladts_policy.train.cluster_imitation import Imitation
-from ladts_policy.train.cluster_lanes import ClusterLanes
+from ladts_policy.train.cluster_lanes import ClusterLanes, LaneBatch
 from ladts_policy.train.cluster_networks import ClusterActorConfig, ClusterDiffusionActor
 from ladts_policy.train.cluster_sac import ClusterSAC
 
@@ -294,7 +294,7 @@ def _mean(values: list[float]) -> float:
     return float(np.mean(values)) if values else float("nan")
 
 
-def _sample(probs_ES: np.ndarray, obs: Any, rng: np.random.Generator) -> np.ndarray:
+def _sample(probs_ES: np.ndarray, obs: LaneBatch, rng: np.random.Generator) -> np.ndarray:
     """One node per lane from the actor's probabilities (the teacher's if a row is empty)."""
     out = obs.teacher_E.copy()
     for e, row in enumerate(probs_ES):
