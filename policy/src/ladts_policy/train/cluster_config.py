@@ -42,17 +42,17 @@ class ClusterTrainConfig:
     imitate: str = "residency-greedy"
     """Behaviour-cloning teacher before SAC (residency-greedy) or none."""
 
-    bc_decisions: int = 8_000
+    bc_decisions: int = 6_000
     """Teacher decisions collected for behaviour cloning."""
 
-    bc_updates: int = 1_500
+    bc_updates: int = 1_000
     """Behaviour-cloning gradient steps (cross-entropy of the masked softmax on the
     teacher's node)."""
 
     bc_lr: float = 1e-3
     """Behaviour-cloning learning rate (Adam)."""
 
-    sac_decisions: int = 16_000
+    sac_decisions: int = 10_000
     """Environment decisions of SAC fine-tuning (all lanes together)."""
 
     updates_per_step: float = 0.6
@@ -61,7 +61,7 @@ class ClusterTrainConfig:
     lanes: int = 8
     """Training clusters stepped in lockstep, each with its own latent memory."""
 
-    critic_warmup: int = 300
+    critic_warmup: int = 200
     """SAC updates that train only the critics (the actor and α wait: an untrained critic
     would undo the imitation)."""
 
@@ -118,7 +118,7 @@ class ClusterTrainConfig:
     horizon_s: float = 600.0
     """Seconds of arrivals per random training cluster episode."""
 
-    validate_every: int = 8_000
+    validate_every: int = 5_000
     """Decisions between validations (argmax policy on the validation clusters)."""
 
     validation_clusters: int = 4
