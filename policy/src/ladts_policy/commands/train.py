@@ -69,6 +69,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "exportable with `ladts export`)")
     parser.add_argument("--resume", action="store_true",
                         help="paper kind: continue the run in DIR from its checkpoint.pt")
+    parser.add_argument("--from-traces", type=Path, nargs="+", default=None,
+                        metavar="TRACES.jsonl",
+                        help="train the cluster policy on the scenario `ladts calibrate` makes "
+                             "of these trace files of `ladts serve --trace` (written as "
+                             "DIR/scenario.yaml; --scenario, default k8s-edge, gives what the "
+                             "trace does not measure; --distribution defaults to scenario: "
+                             "the calibrated cluster itself)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
@@ -91,6 +98,17 @@ def run(args: argparse.Namespace) -> int:
     from ladts_policy.train.cluster_config import ClusterTrainConfig
     from ladts_policy.train.config import TrainConfig
 
+    if args.from_traces:
+        from ladts_policy.train.from_traces import calibrated_scenario
+
+        if (args.out / "final.pt").exists():
+            raise ValueError(f"{args.out / 'final.pt'} exists: choose another --out")
+        path = calibrated_scenario(args.from_traces, args.out, base=args.scenario or "k8s-edge")
+        print(f"calibrated {', '.join(map(str, args.from_traces))} -> {path}")
+        args.scenario = str(path)
+        if args.distribution is None:
+            args.distribution = "scenario"
+        return _run_cluster(args)
     if _is_cluster(args.scenario):
         return _run_cluster(args)
     paper_only = {f.name for f in dataclasses.fields(ClusterTrainConfig)} - {
