@@ -16,7 +16,8 @@ from ladts_policy.train.cluster_export import load_cluster_checkpoint
 
 TINY = ["--bc-decisions", "80", "--bc-updates", "10", "--sac-decisions", "80",
         "--updates-per-step", "1", "--critic-warmup", "5", "--validate-every", "80",
-        "--validation-clusters", "1", "--buffer-size", "200", "--lanes", "4", "--hidden", "16"]
+        "--validation-clusters", "1", "--buffer-size", "200", "--lanes", "4", "--hidden", "16",
+        "--validation-horizon-s", "60"]
 
 
 def test_train_from_traces_writes_the_calibrated_scenario_and_trains_on_it(tmp_path, capsys):

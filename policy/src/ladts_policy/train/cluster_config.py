@@ -123,8 +123,11 @@ class ClusterTrainConfig:
 
     validation_clusters: int = 4
     """Validation clusters: random clusters of seed 9999 (training range, never trained on;
-    9998 for a run of seed 9999), 600 s each, scored as the pooled delay ratio to greedy on
+    9998 for a run of seed 9999), scored as the pooled delay ratio to greedy on
     the same episodes."""
+
+    validation_horizon_s: float = 600.0
+    """Seconds of arrivals per validation episode."""
 
     threads: int = 1
     """torch CPU threads."""

@@ -55,9 +55,6 @@ LOG_FIELDS = ("phase", "decisions", "updates", "train_delay_s", "teacher_agreeme
 NORM_STEPS = 32
 """Lockstep steps collected before the feature normalisation is set and updates start."""
 
-VALIDATION_HORIZON_S = 600.0
-"""Seconds of arrivals per validation episode."""
-
 
 def validation_seed(seed: int) -> int:
     """The training-range seed of the validation clusters (never the run's own)."""
@@ -127,7 +124,7 @@ class ClusterTrainer:
         out = []
         vseed = validation_seed(self.config.seed)
         for i in range(self.config.validation_clusters):
-            config, ep = self.cluster(i, seed=vseed, horizon_s=VALIDATION_HORIZON_S)
+            config, ep = self.cluster(i, seed=vseed, horizon_s=self.config.validation_horizon_s)
             means = [self._total_delay(config, ep, policy)
                      for policy in (GreedyPolicy(), ResidencyGreedyPolicy())]
             out.append((config, ep, means[0], means[1]))
