@@ -169,3 +169,16 @@ def test_checkpoint_files_of_a_run(tmp_path):
         assert load_cluster_checkpoint(out / name).actor.cfg.hidden == 16
     assert main(["train", "--scenario", "k8s-edge", "--out", str(out), *TINY]) == 2
 
+
+
+def test_same_seed_same_policy(tmp_path):
+    """A run is reproducible from its command and seed (what the bundled policy relies on)."""
+    states = []
+    for name in ("a", "b"):
+        out = tmp_path / name
+        assert main(["train", "--scenario", "k8s-edge", "--seed", "4", "--no-progress",
+                     "--out", str(out), *TINY]) == 0
+        states.append(load_cluster_checkpoint(out / "final.pt").actor.state_dict())
+    assert states[0].keys() == states[1].keys()
+    for key in states[0]:
+        assert torch.equal(states[0][key], states[1][key]), key
