@@ -5,7 +5,8 @@ scenario and evaluation seeds written by separate runs can be merged: this scrip
 checks they agree on scenario and seeds, and prints one Markdown row per policy with its mean
 delay, its paired ratio to greedy and to residency-greedy (the ratio estimator of
 ``ladts_policy.evaluate.paired_ratio``, 95 % interval over the held-out episodes), then one
-row per variant (``runs/<variant>-s<seed>/...``): the mean of its seeds' ratios with a
+row per variant (``runs/<variant>-s<seed>/<file>``; files other than ``final.*``, e.g.
+``bc.onnx``, make their own variant rows): the mean of its seeds' ratios with a
 Student-t interval over training seeds. Example::
 
     python benchmarks/cluster_policy_table.py runs/eval/k8s-edge/*.json
@@ -25,7 +26,7 @@ import numpy as np
 
 from ladts_policy.evaluate import paired_ratio, t_quantile_975
 
-VARIANT = re.compile(r"(?:^|/)(?P<variant>[^/]+)-s(?P<seed>\d+)/[^/]+$")
+VARIANT = re.compile(r"(?:^|/)(?P<variant>[^/]+)-s(?P<seed>\d+)/(?P<stem>[^/.]+)\.[^/]+$")
 
 
 def _fmt(ratio: float, ci: tuple[float, float] | None) -> str:
@@ -64,7 +65,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{_fmt(vr, vr_ci)} |")
         match = VARIANT.search(name)
         if match:
-            variants.setdefault(match["variant"], []).append((vg, vr))
+            stem = "" if match["stem"] == "final" else f" ({match['stem']})"
+            variants.setdefault(match["variant"] + stem, []).append((vg, vr))
     if variants:
         print("\n| variant | training seeds | × greedy, mean over seeds [95 % CI] | "
               "× residency-greedy, mean over seeds [95 % CI] |")
