@@ -34,6 +34,7 @@ import torch
 from ladts_policy.baselines import GreedyPolicy, ResidencyGreedyPolicy, SchedulingPolicy
 from ladts_policy.evaluate import episode_seed, run_policy
 from ladts_policy.policy_contract import PolicyInfo
+from ladts_policy.sim.cluster import ClusterSimulator
 from ladts_policy.sim.cluster_config import ClusterConfig
 from ladts_policy.sim.scenario import Scenario, load_scenario
 from ladts_policy.train import checkpoint
@@ -132,8 +133,17 @@ class ClusterTrainer:
 
     @staticmethod
     def _total_delay(config: ClusterConfig, ep: int, policy: SchedulingPolicy) -> float:
-        scenario = Scenario("k8s-edge", "validation", "", config)
-        delays = run_policy(scenario.make_simulator, policy, [ep], policy_seed=0)
+        """Total delay of one validation episode, s (pooled over clusters by the ratio).
+
+        Played on the reference :class:`ClusterSimulator`, as the training lanes are, so a
+        run (and its selection) stays reproducible whichever simulator
+        ``Scenario.make_simulator`` builds.
+        """
+
+        def make_sim(num_envs: int) -> ClusterSimulator:
+            return ClusterSimulator(config, num_envs=num_envs)
+
+        delays = run_policy(make_sim, policy, [ep], policy_seed=0)
         return float(np.sum(delays[0]))
 
     def teacher_validation_ratio(self) -> float:
