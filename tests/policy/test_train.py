@@ -142,9 +142,10 @@ def test_bad_input_is_a_clear_error(small, tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["train", "--algo", "ppo", "--out", str(tmp_path / "x")])
     assert "invalid choice: 'ppo'" in capsys.readouterr().err
-    assert main(["train", "--scenario", "k8s-edge", "--out", str(tmp_path / "x"),
-                 "--no-progress"]) == 2
-    assert "train on the 'paper' kind only" in capsys.readouterr().err
+    # a k8s-edge scenario goes to the cluster trainer, which runs lad-ts and d2sac only
+    assert main(["train", "--scenario", "k8s-edge", "--algo", "dqn", "--out",
+                 str(tmp_path / "x"), "--no-progress"]) == 2
+    assert "the cluster trainer runs lad-ts, d2sac" in capsys.readouterr().err
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"not a checkpoint at all")
     assert main(["evaluate", "--scenario", str(small), "--policies", f"greedy,{bad}",

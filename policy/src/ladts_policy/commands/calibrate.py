@@ -1,6 +1,7 @@
 """``ladts calibrate``: a readable k8s-edge scenario from the extender's trace log.
 
-``ladts train --from-traces`` will call this once the cluster trainer exists (issue 10).
+``ladts train --from-traces`` calibrates the same way and trains on the result
+(``ladts_policy/train/from_traces.py``).
 """
 
 from __future__ import annotations

@@ -53,8 +53,20 @@ def _checkpoint_factories(names: list[str]) -> dict[str, Callable[[], Scheduling
     except ImportError as err:
         raise ValueError(f"evaluating checkpoints needs torch: pip install 'ladts[train]' "
                          f"({err})") from err
-    return {p: functools.partial(CheckpointPolicy, Path(p.removesuffix(SAMPLE_SUFFIX)),
-                                 sample=p.endswith(SAMPLE_SUFFIX)) for p in paths}
+    from ladts_policy.train.cluster_eval_policy import (
+        is_cluster_checkpoint,
+        load_checkpoint_policy,
+    )
+
+    factories: dict[str, Callable[[], SchedulingPolicy]] = {}
+    for p in paths:
+        path = Path(p.removesuffix(SAMPLE_SUFFIX))
+        if path.is_file() and is_cluster_checkpoint(path):  # the cluster actor (k8s-edge)
+            factories[p] = functools.partial(load_checkpoint_policy, path)
+        else:
+            factories[p] = functools.partial(CheckpointPolicy, path,
+                                             sample=p.endswith(SAMPLE_SUFFIX))
+    return factories
 
 
 def run(args: argparse.Namespace) -> int:

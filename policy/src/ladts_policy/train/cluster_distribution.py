@@ -1,0 +1,199 @@
+"""The training distribution of the cluster policy: seeded random ``k8s-edge`` clusters.
+
+One policy must serve 2 to 500 nodes, any GPU mix and any load, so it trains on many small
+clusters rather than on one preset. :func:`generate_scenario` draws one cluster per
+``(training seed, index)``: node count, GPU mix, load, initial residency, drift and churn,
+as a scenario document that goes through the ordinary validation
+(:func:`ladts_policy.sim.scenario.scenario_from_mapping`), so every generated cluster is a
+valid, readable scenario file (:func:`scenario_yaml`). The model mix, its step ranges and the
+hidden uncertainty come from the base scenario (``k8s-edge`` by default); GPU timings are the
+shipped profile table (``scenarios/gpu-profiles.yaml``).
+
+What it never generates is the held-out ground of ``docs/training.md`` ("The cluster
+policy"): :data:`NEVER_GENERATED` lists it, and ``tests/policy/test_cluster_distribution.py``
+checks the generator against that list. Torch-free.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ladts_policy.sim.cluster_config import ClusterConfig, GpuProfile, ModelSpec
+from ladts_policy.sim.scenario import Scenario, scenario_from_mapping
+
+HELD_OUT_SEED_START = 10_000
+"""Seeds from here up are evaluation seeds; the generator refuses them."""
+
+JETSON_PROFILES = ("agx-orin-64", "agx-orin-32", "orin-nx-16", "orin-nano-8")
+"""Edge boards of the profile table (unified memory, slow, small)."""
+
+SERVER_PROFILES = ("rtx-4090", "a10", "l4", "a100-80")
+"""Workstation and data-centre GPUs of the profile table."""
+
+REFERENCE_NODES = 20
+"""Load is stated per the ``k8s-edge`` preset's capacity (its 20 nodes at 1 req/s)."""
+
+NEVER_GENERATED = (
+    "node counts outside [min_nodes, max_nodes] (default 6..48): e.g. 2, 4, 100, 200, 500",
+    "a cluster of Jetson boards only, or of workstation/data-centre GPUs only",
+    "a skewed model mix: with the default jitter no model exceeds 50 % of the requests "
+    "(k8s-edge's weights x U(0.65, 1.35), renormalised)",
+    "a load above max_load (default 2.5 x the preset's per-capacity rate; e.g. 4 req/s on "
+    "the 20-node preset)",
+    "bursty arrivals (Poisson only), exclusive GPU mode, time-sliced concurrency > 1",
+    "seeds >= 10000 (evaluation seeds)",
+)
+"""What :func:`generate_scenario` never produces (the held-out ground; docs/training.md)."""
+
+
+@dataclass(frozen=True)
+class DistributionConfig:
+    """Ranges of the random training clusters."""
+
+    min_nodes: int = 6
+    """Fewest nodes of a generated cluster."""
+
+    max_nodes: int = 48
+    """Most nodes of a generated cluster (drawn log-uniformly between the two)."""
+
+    min_load: float = 0.5
+    """Lowest load: arrival rate as a multiple of the preset's 1 req/s per 20-node capacity."""
+
+    max_load: float = 2.5
+    """Highest load (the ``k8s-edge-busy`` preset is 2.5)."""
+
+    horizon_s: float = 600.0
+    """Seconds of arrivals per training episode (shorter than the presets' hour: more
+    clusters per minute of training; drift and churn are scaled to fit)."""
+
+    weight_jitter: float = 0.35
+    """Each model's weight is multiplied by U(1 − j, 1 + j) before renormalising."""
+
+    drift_probability: float = 0.5
+    """Share of clusters in which one model is rolled out during the episode."""
+
+    churn_probability: float = 0.5
+    """Share of clusters in which nodes leave and rejoin."""
+
+    def __post_init__(self) -> None:
+        """Reject empty or inverted ranges."""
+        if not 2 <= self.min_nodes <= self.max_nodes:
+            raise ValueError("need 2 <= min_nodes <= max_nodes")
+        if not 0 < self.min_load <= self.max_load:
+            raise ValueError("need 0 < min_load <= max_load")
+        if self.horizon_s <= 0 or not 0 <= self.weight_jitter < 1:
+            raise ValueError("horizon_s must be > 0 and weight_jitter in [0, 1)")
+
+
+def _node_rate(profile: GpuProfile, models: Sequence[ModelSpec]) -> float:
+    """Warm requests per second one node of ``profile`` serves on a model mix (0 if none)."""
+    total_w, total_s = 0.0, 0.0
+    for model in models:
+        if not profile.can_run(model.name):
+            continue
+        steps = 0.5 * (model.steps[0] + model.steps[1])
+        total_w += model.weight
+        total_s += model.weight * profile.timings[model.name].service_s(round(steps))
+    return total_w / total_s if total_s > 0 else 0.0
+
+
+def reference_capacity(base: ClusterConfig) -> float:
+    """Warm requests/s of the base scenario's nodes (the preset's capacity at load 1)."""
+    return sum(_node_rate(node.profile, base.models) for node in base.expand_nodes())
+
+
+def check_training_seed(seed: int) -> None:
+    """Raise ``ValueError`` for a seed outside the training range 0..9999."""
+    if not 0 <= seed < HELD_OUT_SEED_START:
+        raise ValueError(f"training seeds are 0..{HELD_OUT_SEED_START - 1} "
+                         f"(evaluation seeds start at {HELD_OUT_SEED_START}), got {seed}")
+
+
+def generate_mapping(base: ClusterConfig, seed: int, index: int,
+                     dist: DistributionConfig = DistributionConfig()) -> dict[str, Any]:
+    """The scenario document of training cluster ``index`` of training ``seed``.
+
+    Raises:
+        ValueError: ``seed`` is an evaluation seed (>= 10000) or ``index`` is negative.
+    """
+    check_training_seed(seed)
+    if index < 0:
+        raise ValueError(f"cluster index must be >= 0, got {index}")
+    rng = np.random.default_rng(np.random.SeedSequence([seed, index, 0xC1A5]))
+    profiles = base.gpu_profiles
+    nodes = round(math.exp(float(rng.uniform(math.log(dist.min_nodes),
+                                             math.log(dist.max_nodes + 0.49)))))
+    nodes = min(max(nodes, dist.min_nodes), dist.max_nodes)
+    # GPU mix: 1-3 Jetson classes and 1-2 server classes, never one family alone.
+    jetson = list(rng.choice(JETSON_PROFILES, size=int(rng.integers(1, 4)), replace=False))
+    server = list(rng.choice(SERVER_PROFILES, size=int(rng.integers(1, 3)), replace=False))
+    server_share = rng.uniform(0.1, 0.5)
+    n_server = min(max(1, round(float(nodes * server_share))), nodes - 1)
+    counts: dict[str, int] = {}
+    for family, total in ((jetson, nodes - n_server), (server, n_server)):
+        shares = rng.dirichlet(np.ones(len(family)))
+        split = np.maximum(np.floor(shares * total).astype(int), 0)
+        split[int(np.argmax(shares))] += total - int(split.sum())
+        for name, count in zip(family, split, strict=True):
+            if count > 0:
+                counts[str(name)] = int(count)
+    groups: list[dict[str, Any]] = []
+    for name, count in counts.items():
+        big = name in SERVER_PROFILES or name == "agx-orin-64"
+        groups.append({"profile": name, "count": count, "name_prefix": f"g-{name}",
+                       "cpu": 16 if big else 8, "memory_gib": 56 if big else 14})
+    weights = np.array([m.weight for m in base.models])
+    weights = weights * rng.uniform(1 - dist.weight_jitter, 1 + dist.weight_jitter,
+                                    size=weights.size)
+    weights /= weights.sum()
+    models = [{"name": m.name, "weight": float(round(w, 4)), "steps": list(m.steps),
+               "input_mbit": list(m.input_mbit), "cpu": m.cpu, "memory_gib": m.memory_gib}
+              for m, w in zip(base.models, weights, strict=True)]
+    mix = [dataclasses.replace(m, weight=float(w))
+           for m, w in zip(base.models, weights, strict=True)]
+    capacity = sum(_node_rate(profiles[g["profile"]], mix) * g["count"] for g in groups)
+    load = rng.uniform(dist.min_load, dist.max_load)
+    rate = load * capacity / reference_capacity(base)
+    h = dist.horizon_s
+    unc = base.uncertainty
+    cluster: dict[str, Any] = {
+        "horizon_s": h,
+        "arrivals": {"process": "poisson", "rate_per_s": float(round(rate, 4))},
+        "models": models,
+        "nodes": groups,
+        "churn": {"enabled": bool(rng.random() < dist.churn_probability),
+                  "mean_up_s": float(round(rng.uniform(2.0, 6.0) * h, 1)),
+                  "mean_down_s": float(round(rng.uniform(0.1, 0.3) * h, 1)),
+                  "max_down_fraction": 0.2},
+        "exclusive": False,
+        "uncertainty": {"node_speed_sigma": unc.node_speed_sigma,
+                        "request_noise_sigma": unc.request_noise_sigma,
+                        "scrape_interval_s": unc.scrape_interval_s},
+        "residency": {"mode": "random", "max_models": int(rng.integers(1, 3))},
+        "drift": {"enabled": bool(rng.random() < dist.drift_probability),
+                  "initial_share": 0.05, "start_fraction": [0.0, 0.5],
+                  "ramp_s": float(round(0.25 * h, 1))},
+    }
+    return {"kind": "k8s-edge", "name": f"train-s{seed}-c{index}",
+            "description": (f"generated training cluster {index} of seed {seed}: {nodes} "
+                            f"nodes, load {load:.2f} x the k8s-edge preset"),
+            "cluster": cluster}
+
+
+def generate_scenario(base: ClusterConfig, seed: int, index: int,
+                      dist: DistributionConfig = DistributionConfig()) -> Scenario:
+    """Training cluster ``index`` of ``seed``, validated as any scenario file is."""
+    return scenario_from_mapping(generate_mapping(base, seed, index, dist))
+
+
+def scenario_yaml(mapping: dict[str, Any]) -> str:
+    """A generated (or calibrated) scenario document as readable YAML."""
+    import yaml
+
+    return str(yaml.safe_dump(mapping, sort_keys=False, default_flow_style=None, width=100))
