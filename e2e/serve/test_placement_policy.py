@@ -40,10 +40,20 @@ from e2e.controlplane.processes import ProcessManager
 from e2e.controlplane.readiness import free_port
 
 from .conftest import REPO, Serve, ServeFactory
-from .test_placement import wait_annotation, wait_bound
+from .kit import (
+    SCHEDULER,
+    create_ready_node,
+    gpu_node,
+    meta,
+    metric_sum,
+    node_of,
+    pod,
+    scheduler_config,
+    wait_bound,
+    wait_decision,
+)
 
 BUNDLED_POLICY = REPO / "policy/src/ladts_policy/bundled/lad-ts.onnx"
-SCHEDULER = "ladts-scheduler"
 LABEL = {"e2e": "placement-policy"}
 
 NODES = {"q-a10": ("a10", "sdxl"), "q-4090": ("rtx-4090", "sdxl,sdxl-turbo"),
@@ -63,56 +73,7 @@ CASES = [
 ]
 
 
-def gpu_node(name: str, profile: str, resident: str) -> client.V1Node:
-    return client.V1Node(metadata=client.V1ObjectMeta(
-        name=name, labels={"ladts.io/gpu-profile": profile, **LABEL},
-        annotations={"ladts.io/resident-models": resident}))
-
-
-def pod(name: str, model: str | None, steps: int = 20, *, node: str | None = None,
-        scheduler: str = SCHEDULER) -> client.V1Pod:
-    """An AIGC pod (``model`` set) or a plain one (``model=None``) for this test's nodes."""
-    annotations = {"ladts.io/model": model, "ladts.io/steps": str(steps)} if model else None
-    return client.V1Pod(
-        metadata=client.V1ObjectMeta(name=name, annotations=annotations),
-        spec=client.V1PodSpec(
-            scheduler_name=scheduler, node_name=node,
-            tolerations=[client.V1Toleration(operator="Exists")], node_selector=LABEL,
-            containers=[client.V1Container(name="client", image="client", resources=(
-                client.V1ResourceRequirements(requests={"cpu": "100m", "memory": "64Mi"})))]))
-
-
 PolicyCluster = tuple[str, Serve, Scheduler]
-
-
-def node_of(p: client.V1Pod) -> str | None:
-    """The node a pod is bound to (None while unbound)."""
-    return p.spec.node_name if p.spec is not None else None
-
-
-def meta(p: client.V1Pod) -> client.V1ObjectMeta:
-    """A pod's metadata (the apiserver always returns it)."""
-    assert p.metadata is not None
-    return p.metadata
-
-
-def scheduler_config(profile: str, extender_url: str | None) -> dict[str, object]:
-    """One profile; the per-node score plugins that vary with requests disabled (as
-    docs/serving.md recommends) so the extender decides where it is configured."""
-    config: dict[str, object] = {
-        "apiVersion": "kubescheduler.config.k8s.io/v1",
-        "kind": "KubeSchedulerConfiguration",
-        "percentageOfNodesToScore": 100,
-        "profiles": [{"schedulerName": profile, "plugins": {"score": {"disabled": [
-            {"name": "NodeResourcesFit"}, {"name": "NodeResourcesBalancedAllocation"},
-            {"name": "ImageLocality"}]}}}],
-    }
-    if extender_url is not None:
-        config["extenders"] = [{
-            "urlPrefix": extender_url, "filterVerb": "filter", "prioritizeVerb": "prioritize",
-            "bindVerb": "bind", "weight": 10, "nodeCacheCapable": True, "ignorable": True,
-            "httpTimeout": "5s"}]
-    return config
 
 
 @pytest.fixture
@@ -125,14 +86,10 @@ def policy_cluster(core_v1: client.CoreV1Api, e2e_workdir: Path,
     ns = f"placepol-{uuid.uuid4().hex[:6]}"
     core_v1.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=ns)))
     for name, (profile, resident) in NODES.items():
-        core_v1.create_node(gpu_node(name, profile, resident))
-        core_v1.patch_node_status(name, {"status": {
-            "allocatable": {"cpu": "8", "memory": "32Gi", "pods": "110"},
-            "capacity": {"cpu": "8", "memory": "32Gi", "pods": "110"},
-            "conditions": [{"type": "Ready", "status": "True", "reason": "e2e",
-                            "message": "e2e"}]}})
+        create_ready_node(core_v1, gpu_node(name, profile, resident, LABEL))
     for i in range(3):  # the known queue on q-4090 (bound at creation)
-        core_v1.create_namespaced_pod(ns, pod(f"queued-{i}", "sdxl-turbo", 400, node="q-4090"))
+        core_v1.create_namespaced_pod(
+            ns, pod(f"queued-{i}", "sdxl-turbo", 400, LABEL, node="q-4090"))
     serve: Serve = serve_factory("--namespace", ns, "--policy", str(BUNDLED_POLICY),
                                  port=free_port())
     scheduler = start_scheduler(e2e_processes, e2e_binaries.get("kube-scheduler"),
@@ -144,13 +101,6 @@ def policy_cluster(core_v1: client.CoreV1Api, e2e_workdir: Path,
     core_v1.delete_namespace(ns)
     for name in NODES:
         core_v1.delete_node(name)
-
-
-def metric_sum(serve: Serve, prefix: str) -> float:
-    """Sum of the samples of ``serve``'s /metrics whose line starts with ``prefix``."""
-    text = serve.get("/metrics")[1].decode()
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-               if line.startswith(prefix))
 
 
 def decisions_made(serve: Serve) -> float:
@@ -166,11 +116,10 @@ def test_bundled_policy_places_clear_cut_cases(policy_cluster: PolicyCluster,
     assert len(state["nodes"]["q-4090"]["queue"]) == 3
     for i, (model, steps, expected, why) in enumerate(CASES):
         name = f"case-{i}"
-        core_v1.create_namespaced_pod(ns, pod(name, model, steps))
+        core_v1.create_namespaced_pod(ns, pod(name, model, steps, LABEL))
         bound = wait_bound(core_v1, ns, name, timeout_s=60.0)
         assert node_of(bound) == expected, f"case {i} ({model}, {steps}): {why}"
-        decision = json.loads(wait_annotation(core_v1, ns, name, timeout_s=30.0)[
-            "ladts.io/decision"])
+        decision = wait_decision(core_v1, ns, name)
         # Decided by the policy itself (no fallback), and it scored the node it landed on.
         assert decision["scorer"] == "onnx" and not decision.get("fallback"), decision
         assert decision["node"] == expected and decision["scores"][expected] == 10
@@ -186,13 +135,12 @@ def test_plain_pod_through_ladts_and_aigc_pod_through_default(
     before = decisions_made(serve)
     # A pod without ladts.io/model through the ladts scheduler: the extender scores it
     # neutrally (0 everywhere, no decision made) and it is bound like any other pod.
-    core_v1.create_namespaced_pod(ns, pod("plain", None))
+    core_v1.create_namespaced_pod(ns, pod("plain", None, 0, LABEL))
     plain = wait_bound(core_v1, ns, "plain", timeout_s=60.0)
     assert node_of(plain) in NODES
     # The extender binds every pod of its profile (bindVerb) and records that bind, but no
     # scorer ran for this one.
-    record = json.loads(wait_annotation(core_v1, ns, "plain", timeout_s=30.0)[
-        "ladts.io/decision"])
+    record = wait_decision(core_v1, ns, "plain")
     assert record["node"] == node_of(plain) and record["scorer"] is None, record
     body = api_client.sanitize_for_serialization(plain)  # type: ignore[no-untyped-call]
     status, reply = serve.post("/prioritize", json.dumps(
@@ -207,7 +155,7 @@ def test_plain_pod_through_ladts_and_aigc_pod_through_default(
                               source_config=scheduler_config("default-scheduler", None),
                               name=f"default-kube-scheduler-{ns}")
     try:
-        core_v1.create_namespaced_pod(ns, pod("aigc-default", "sdxl", 20,
+        core_v1.create_namespaced_pod(ns, pod("aigc-default", "sdxl", 20, LABEL,
                                               scheduler="default-scheduler"))
         landed = wait_bound(core_v1, ns, "aigc-default", timeout_s=60.0)
         assert node_of(landed) in NODES
