@@ -7,12 +7,14 @@ kubelet. What each fault must not break is asserted on the apiserver's objects (
 annotations, Events) and on the processes' own /metrics and /debug/state.
 
 Covered elsewhere and not repeated here: a policy file that does not load at start
-(``test_serve_state.py``), good policies rolled out and back under a running extender
-(``test_rollout.py``), the Prometheus poller's node mappings (``test_metrics_source.py``).
+(``test_serve_state.py``), ``ladts rollout``/``rollback`` and the reload time of an idle
+``--offline`` extender (``test_rollout.py``, whose ``KubeletMount`` the swap under load here
+reuses), the Prometheus poller's node mappings (``test_metrics_source.py``).
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -361,3 +363,59 @@ def test_node_cordoned_deleted_and_added(fault_cluster: FaultCluster,
     decision = wait_decision(core_v1, c.ns, "after-add")
     assert decision["scores"]["f-4090"] == 10 and not decision.get("fallback"), decision
     assert_each_bound_once(core_v1, c.ns, ["while-cordoned", "after-delete", "after-add"])
+
+
+def test_policy_swapped_under_load(fault_cluster: FaultCluster, core_v1: client.CoreV1Api,
+                                   tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A ConfigMap update while pods stream through kube-scheduler: no failed request, every
+    pod bound once, the new version in every decision made a poll interval (plus the load of
+    this shared machine) after the kubelet-style swap, the old one in every decision before."""
+    from ladts_policy.untrained_policy import write_untrained_policy
+
+    from .test_rollout import KubeletMount
+
+    c = fault_cluster
+    add_nodes(core_v1, c, {"f-a10": ("a10", "sd15"), "f-orin": ("agx-orin-64", "sd15"),
+                           "f-4090": ("rtx-4090", "sd15")})
+    key, poll_s, slack_s = "policy.onnx", 1.0, 5.0
+    core_v1.create_namespaced_config_map(c.ns, client.V1ConfigMap(
+        metadata=client.V1ObjectMeta(name="ladts-policy"),
+        binary_data={key: base64.b64encode(BUNDLED_POLICY.read_bytes()).decode()}))
+    mount = KubeletMount(tmp_path / "mount")
+    mount.sync(core_v1.read_namespaced_config_map("ladts-policy", c.ns))
+    serve = c.start_serve("--policy", str(mount.root / key), "--policy-poll-s", str(poll_s))
+    c.start_scheduler()
+    old = debug_state(serve)["scorer"]
+    assert old["name"] == "onnx"
+    new_file = write_untrained_policy(tmp_path / "v2.onnx", policy_version="e2e-load-v2")
+
+    names = [f"load-{i}" for i in range(50)]
+    swapped_at = 0.0
+    for i, name in enumerate(names):  # ~4 pods/s for ~12 s; the swap after the 11th
+        core_v1.create_namespaced_pod(c.ns, pod(name, "sd15", 20, LABEL))
+        if i == 10:
+            core_v1.patch_namespaced_config_map("ladts-policy", c.ns, {"binaryData": {
+                key: base64.b64encode(new_file.read_bytes()).decode()}})
+            swapped_at = time.time()  # before the swap: no decision before it can be new
+            mount.sync(core_v1.read_namespaced_config_map("ladts-policy", c.ns))
+        time.sleep(0.25)
+    assert_each_bound_once(core_v1, c.ns, names)
+    decisions = {n: wait_decision(core_v1, c.ns, n) for n in names}
+    for n, d in decisions.items():
+        assert d["scorer"] == "onnx" and not d.get("fallback"), (n, d)
+        if d["time"] < swapped_at:
+            assert d["version"] == old["version"], (n, d)
+        elif d["time"] > swapped_at + poll_s + slack_s:
+            assert d["version"] == "e2e-load-v2", (n, d)
+    first_new = min((d["time"] for d in decisions.values() if d["version"] == "e2e-load-v2"),
+                    default=None)
+    assert first_new is not None, "no decision with the new version"
+    assert sum(d["time"] > swapped_at + poll_s + slack_s for d in decisions.values()) >= 5
+    text = serve.get("/metrics")[1].decode()
+    assert 'code="5xx"' not in text and 'code="4xx"' not in text
+    assert metric_sum(serve, "ladts_rejected_requests_total") == 0
+    assert metric_sum(serve, "ladts_policy_load_failures_total") == 0
+    assert metric_sum(serve, 'ladts_fallbacks_total{reason="policy_error"}') == 0
+    with capsys.disabled():
+        print(f"\npolicy swap under load: first decision with the new version "
+              f"{first_new - swapped_at:.2f} s after the swap (poll {poll_s} s; shared machine)")
