@@ -4,7 +4,9 @@ A private kine + kube-apiserver (the session's apiserver is shared by every othe
 is never restarted), a kube-scheduler with the ``ladts-scheduler`` profile and the extender,
 and ``ladts serve`` watching one namespace. The apiserver is SIGKILLed and started again with
 the same flags (same port, PKI and kine database); objects created after that must reach the
-extender's state through its watches, and the next pod must be decided by ladts again.
+extender's state through its watches, and the next pod must be decided by ladts again
+(by the heuristic scorer, named with ``--policy none``: this tests the watches, not the
+policy).
 """
 
 from __future__ import annotations
@@ -93,7 +95,7 @@ def test_apiserver_restart_watches_recover(private_apiserver: ApiServer,
     for name, profile in (("r-orin", "agx-orin-64"), ("r-nx", "orin-nx-16")):
         create_ready_node(core_v1, gpu_node(name, profile, "sd15", LABEL))
     serve = Serve(e2e_processes, apiserver.kubeconfig, apiserver.workdir.parent,
-                  "--namespace", ns, port=free_port())
+                  "--namespace", ns, "--policy", "none", port=free_port())
     try:
         serve.wait_ready()
         scheduler = start_scheduler(e2e_processes, e2e_binaries.get("kube-scheduler"),

@@ -326,7 +326,9 @@ def test_node_cordoned_deleted_and_added(fault_cluster: FaultCluster,
                            "f-nx": ("orin-nx-16", "sd15")})
     for i in range(2):  # pods queued on f-a10 before anything happens to it
         core_v1.create_namespaced_pod(c.ns, pod(f"queued-{i}", "sd15", 30, LABEL, node="f-a10"))
-    serve = c.start_serve()
+    # The heuristic scorer, named: this tests the node events, not the policy (which does
+    # not pick the idle RTX 4090 below; see test_placement_policy.py).
+    serve = c.start_serve("--policy", "none")
     c.start_scheduler()
     queued = {meta(core_v1.read_namespaced_pod(f"queued-{i}", c.ns)).uid for i in range(2)}
     wait_until(lambda: set(debug_state(serve)["nodes"]["f-a10"]["queue"]) == queued,
