@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -74,33 +74,54 @@ CASES = [
 
 
 PolicyCluster = tuple[str, Serve, Scheduler]
+Layout = tuple[dict[str, tuple[str, str]], list[tuple[str, int, str]]]
+"""(node -> (GPU profile, resident models), queued pods as (model, steps, node))."""
+
+QUEUE_4090 = [("sdxl-turbo", 400, "q-4090")] * 3
 
 
 @pytest.fixture
-def policy_cluster(core_v1: client.CoreV1Api, e2e_workdir: Path,
-                   e2e_processes: ProcessManager, e2e_binaries: Binaries,
-                   kube_apiserver: ApiServer, serve_factory: ServeFactory
-                   ) -> Iterator[PolicyCluster]:
+def policy_cluster_factory(core_v1: client.CoreV1Api, e2e_workdir: Path,
+                           e2e_processes: ProcessManager, e2e_binaries: Binaries,
+                           kube_apiserver: ApiServer, serve_factory: ServeFactory
+                           ) -> Iterator[Callable[[Layout], PolicyCluster]]:
+    """``factory((nodes, queued))``: the nodes, the queued pods (bound at creation), then
+    ``ladts serve --policy <bundled>`` and a kube-scheduler calling it; all removed after."""
     require_binaries(e2e_binaries, "kube-scheduler")
     assert BUNDLED_POLICY.is_file(), f"{BUNDLED_POLICY} is missing"
-    ns = f"placepol-{uuid.uuid4().hex[:6]}"
-    core_v1.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=ns)))
-    for name, (profile, resident) in NODES.items():
-        create_ready_node(core_v1, gpu_node(name, profile, resident, LABEL))
-    for i in range(3):  # the known queue on q-4090 (bound at creation)
-        core_v1.create_namespaced_pod(
-            ns, pod(f"queued-{i}", "sdxl-turbo", 400, LABEL, node="q-4090"))
-    serve: Serve = serve_factory("--namespace", ns, "--policy", str(BUNDLED_POLICY),
-                                 port=free_port())
-    scheduler = start_scheduler(e2e_processes, e2e_binaries.get("kube-scheduler"),
-                                e2e_workdir / f"ladts-scheduler-{ns}", kube_apiserver,
-                                source_config=scheduler_config(SCHEDULER, serve.url),
-                                name=f"ladts-kube-scheduler-{ns}")
-    yield ns, serve, scheduler
-    e2e_processes.stop(scheduler.process)
-    core_v1.delete_namespace(ns)
-    for name in NODES:
-        core_v1.delete_node(name)
+    made: list[tuple[str, list[str], Scheduler]] = []
+
+    def make(layout: Layout) -> PolicyCluster:
+        nodes, queued = layout
+        ns = f"placepol-{uuid.uuid4().hex[:6]}"
+        core_v1.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=ns)))
+        for name, (profile, resident) in nodes.items():
+            create_ready_node(core_v1, gpu_node(name, profile, resident, LABEL))
+        for i, (model, steps, node) in enumerate(queued):
+            core_v1.create_namespaced_pod(ns, pod(f"queued-{i}", model, steps, LABEL,
+                                                  node=node))
+        serve: Serve = serve_factory("--namespace", ns, "--policy", str(BUNDLED_POLICY),
+                                     port=free_port())
+        scheduler = start_scheduler(e2e_processes, e2e_binaries.get("kube-scheduler"),
+                                    e2e_workdir / f"ladts-scheduler-{ns}", kube_apiserver,
+                                    source_config=scheduler_config(SCHEDULER, serve.url),
+                                    name=f"ladts-kube-scheduler-{ns}")
+        made.append((ns, list(nodes), scheduler))
+        return ns, serve, scheduler
+
+    yield make
+    for ns, nodes, scheduler in made:
+        e2e_processes.stop(scheduler.process)
+        core_v1.delete_namespace(ns)
+        for name in nodes:
+            core_v1.delete_node(name)
+
+
+@pytest.fixture
+def policy_cluster(policy_cluster_factory: Callable[[Layout], PolicyCluster]
+                   ) -> PolicyCluster:
+    """The layout of the module docstring."""
+    return policy_cluster_factory((NODES, QUEUE_4090))
 
 
 def decisions_made(serve: Serve) -> float:
@@ -171,3 +192,24 @@ def test_plain_pod_through_ladts_and_aigc_pod_through_default(
                     if d["pod_uid"] == uid]
     finally:
         e2e_processes.stop(default.process)
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "the bundled policy ranks an idle rtx-4090 with the model warm last against busier, "
+    "slower Jetson nodes (checked in process too, over several decisions); residency-greedy "
+    "picks it. strict: this fails once a policy gets it right, so the mark gets removed"))
+def test_bundled_policy_idle_fast_warm_node(
+        policy_cluster_factory: Callable[[Layout], PolicyCluster],
+        core_v1: client.CoreV1Api) -> None:
+    # Every node holds sd15 and only sd15 is asked for: no cold start, no warming credit,
+    # the soonest finish wins. w-4090 (rtx-4090) idle: 0.1+30x0.024=0.82 s; w-nx
+    # (orin-nx-16) idle: 1.0+30x0.23=7.9 s; w-orin (agx-orin-64) behind two queued sd15
+    # pods of 30 steps: 3x(0.4+30x0.09)=9.3 s.
+    nodes = {"w-orin": ("agx-orin-64", "sd15"), "w-nx": ("orin-nx-16", "sd15"),
+             "w-4090": ("rtx-4090", "sd15")}
+    ns, _, _ = policy_cluster_factory((nodes, [("sd15", 30, "w-orin")] * 2))
+    core_v1.create_namespaced_pod(ns, pod("fast", "sd15", 30, LABEL))
+    bound = wait_bound(core_v1, ns, "fast")
+    decision = wait_decision(core_v1, ns, "fast")
+    assert decision["scorer"] == "onnx" and not decision.get("fallback"), decision
+    assert node_of(bound) == "w-4090", decision
