@@ -52,7 +52,7 @@ class ServeSettings:
     policy: str | None = "bundled"
     """ONNX policy file (a ConfigMap mount works: it is reloaded when the file or its
     symlink changes); 'bundled' (the default): the LAD-TS policy shipped in the package,
-    ladts_policy/bundled/lad-ts.onnx; 'none' (or unset): serve the heuristic scorer. A policy
+    ladts_policy/bundled/lad-ts.onnx; 'none' (or null): serve the heuristic scorer. A policy
     that does not load (a missing bundled file included) is logged and the heuristic served."""
 
     heuristic: str = "residency-greedy"
