@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install setup demo test lint unit e2e-binaries e2e bench figures paper-results clean manifests image-check
+.PHONY: install setup demo test lint unit e2e-binaries e2e bench figures paper-results cluster-results clean manifests image-check
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,14 @@ paper-results: setup
 		--variant 'lad-ts-extended@1=--algo lad-ts --state extended --lanes 20' \
 		--variant 'lad-ts-eps-softmax@5=--algo lad-ts --eps-softmax' \
 		--variant 'd2sac-eps-softmax@5=--algo d2sac --eps-softmax'
+
+# The k8s-edge tables of docs/results.md: greedy, residency-greedy and the trained cluster
+# policies (every training seed's ONNX file) on every k8s-edge preset and the held-out clusters
+# of benchmarks/scenarios/heldout/, held-out seeds 10000..10004 (benchmarks/cluster_results.py).
+CLUSTER_LEARNED ?= --learned 'lad-ts=runs/cluster/lad-ts-s*/policy.onnx'
+CLUSTER_RESULTS_ARGS ?=
+cluster-results: setup
+	$(BIN)/python benchmarks/cluster_results.py $(CLUSTER_LEARNED) $(CLUSTER_RESULTS_ARGS)
 
 # Speed figures at a small size, so the scripts cannot rot (full-size runs: README, docs/).
 bench: setup e2e-binaries

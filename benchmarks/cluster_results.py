@@ -1,0 +1,483 @@
+"""The ``k8s-edge`` results: learned cluster policies beside greedy and residency-greedy.
+
+Evaluates ``greedy``, ``residency-greedy`` and every given learned policy (several training
+seeds per variant: ONNX files of the serving contract, or cluster checkpoints, exported to
+ONNX first with ``ladts export``'s code) on every ``k8s-edge`` preset and on the held-out
+clusters of benchmarks/scenarios/heldout/ (clusters the trainer never generates), on the
+held-out seeds 10000..10004, all on the same episodes. For each policy it reports the mean
+service delay and the paired ratios ``mean(policy) / mean(greedy)`` and ``/ mean(residency-
+greedy)`` (ratios of means over the same episodes) with 95 % percentile-bootstrap intervals
+that resample training seeds and episodes together (:func:`ratio_interval`). It writes
+
+- ``--docs``/results/cluster-k8s-edge.json: every per-episode mean, per policy and scenario;
+- ``--docs``/results/cluster-k8s-edge.png: the ratio to greedy per scenario, with intervals;
+- the section between the markers :data:`BEGIN` / :data:`END` of ``--docs``/results.md
+  (``benchmarks/paper_results.py`` owns other markers on that page, so neither overwrites
+  the other), including this run's exact command.
+
+The rollout planner (17-62 decisions/s) is not rerun: its figures in docs/scenarios.md are
+cited as the reference. Exits 1, writing nothing, when a run is invalid: a policy raising, a
+policy placing fewer tasks than greedy (an episode it did not finish), a missing or
+non-finite episode mean, or a ``--learned`` pattern matching nothing.
+
+    python benchmarks/cluster_results.py --learned lad-ts='runs/cluster/lad-ts-s*/policy.onnx'
+    python benchmarks/cluster_results.py --ci-small --learned a=A.onnx --docs /tmp/docs
+
+``make cluster-results`` runs the documented configuration. Held-out variants:
+benchmarks/scenarios/heldout/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import glob
+import hashlib
+import json
+import math
+import shlex
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from ladts_policy.commands.arg_types import seed_list
+from ladts_policy.evaluate import DEFAULT_EVAL_SEEDS, EvaluationReport, evaluate
+from ladts_policy.onnx_eval import OnnxEvalPolicy, PolicyFileError, check_policy_file
+
+REPO = Path(__file__).resolve().parents[1]
+HELDOUT_DIR = REPO / "benchmarks" / "scenarios" / "heldout"
+PRESETS = ("k8s-edge", "k8s-edge-bursty", "k8s-edge-busy", "k8s-edge-200")
+"""The ``k8s-edge``-kind presets (``ladts scenarios``); ``k8s-edge-bursty`` is held out too
+(the trainer draws Poisson arrivals only)."""
+
+HEURISTICS = ("greedy", "residency-greedy")
+"""The references every learned policy is compared with."""
+
+BEGIN = "<!-- BEGIN GENERATED: benchmarks/cluster_results.py -->"
+END = "<!-- END GENERATED: benchmarks/cluster_results.py -->"
+
+TARGET_VS_GREEDY = 0.80
+"""Issue 10's target on every preset: LAD-TS at most 0.80 x greedy (and at or below
+residency-greedy); on held-out clusters never worse than greedy."""
+
+BOOTSTRAP_RESAMPLES = 4000
+"""Resamples of :func:`ratio_interval`."""
+
+ROLLOUT_REFERENCE = (
+    "| k8s-edge | 60 s | 0.932 [0.790, 1.073] | 17 |\n"
+    "| k8s-edge-bursty | 30 s | 0.933 [0.655, 1.210] | 28 |\n"
+    "| k8s-edge-busy | 10 s | 0.951 [0.858, 1.044] | 62 |"
+)
+"""The rollout planner's ratios to greedy as measured in docs/scenarios.md ("Baselines
+beyond greedy"; seeds 10000-10002, one one-hour episode each), quoted, not rerun."""
+
+CI_SMALL_HORIZON_S = 120.0
+"""``--ci-small``: seconds of arrivals per episode."""
+
+
+@dataclass(frozen=True)
+class Learned:
+    """One learned variant: its name and one policy file per training seed."""
+
+    name: str
+    """Variant name (``lad-ts``, ``d2sac``, ...)."""
+
+    files: tuple[Path, ...]
+    """ONNX files (or checkpoints) of its training seeds, sorted."""
+
+
+def parse_learned(specs: Sequence[str]) -> list[Learned]:
+    """``NAME=GLOB`` arguments to variants (raises ValueError on a bad spec or no match)."""
+    out: list[Learned] = []
+    for spec in specs:
+        name, sep, pattern = spec.partition("=")
+        if not sep or not name or not pattern:
+            raise ValueError(f"--learned {spec!r}: expected NAME=GLOB")
+        if name in HEURISTICS or any(v.name == name for v in out):
+            raise ValueError(f"--learned {spec!r}: name {name!r} is taken")
+        files = tuple(sorted(Path(p) for p in glob.glob(pattern, recursive=True)))
+        if not files:
+            raise ValueError(f"--learned {spec!r}: the pattern matches no file")
+        out.append(Learned(name, files))
+    return out
+
+
+def as_onnx(path: Path, tmp: Path) -> Path:
+    """``path`` if it is an ONNX file, else its cluster checkpoint exported to ONNX in ``tmp``."""
+    if path.suffix == ".onnx":
+        return path
+    from ladts_policy.train.cluster_export import export_onnx, load_cluster_checkpoint
+
+    out = tmp / f"{hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:16]}.onnx"
+    export_onnx(load_cluster_checkpoint(path), out, created="1970-01-01T00:00:00Z")
+    return out
+
+
+def scenario_document(name_or_path: str) -> dict:
+    """The YAML mapping of a preset name or a scenario file."""
+    from importlib import resources
+
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml") and path.is_file():
+        return dict(yaml.safe_load(path.read_text()))
+    entry = resources.files("ladts_policy.scenarios").joinpath(f"{name_or_path}.yaml")
+    return dict(yaml.safe_load(entry.read_text()))
+
+
+def with_horizon(name_or_path: str, horizon_s: float | None, tmp: Path) -> str:
+    """The scenario itself, or a copy with ``horizon_s`` seconds of arrivals (in ``tmp``)."""
+    if horizon_s is None:
+        return name_or_path
+    doc = scenario_document(name_or_path)
+    doc["cluster"]["horizon_s"] = float(horizon_s)
+    if "gpu_profiles" in doc["cluster"] and isinstance(doc["cluster"]["gpu_profiles"], str):
+        raise ValueError(f"{name_or_path}: --horizon-s cannot relocate a gpu_profiles file")
+    out = tmp / f"{doc['name']}.yaml"
+    out.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return str(out)
+
+
+def ratio_interval(x_SK: np.ndarray, ref_K: np.ndarray, *, seed: int = 0,
+                   resamples: int = BOOTSTRAP_RESAMPLES) -> tuple[float, float, float]:
+    """Ratio of means ``mean(x) / mean(ref)`` and its 95 % percentile-bootstrap interval.
+
+    ``x_SK``: per-episode means of ``S`` training seeds on ``K`` episodes; ``ref_K``: the
+    reference's per-episode means on the same episodes. Each resample draws training seeds
+    and episodes with replacement (the same episodes for the policy and its reference, so
+    the pairing is kept); with one seed only episodes vary.
+    """
+    x_SK = np.atleast_2d(np.asarray(x_SK, dtype=float))
+    ref_K = np.asarray(ref_K, dtype=float)
+    if x_SK.shape[1] != ref_K.shape[0]:
+        raise ValueError(f"paired episodes differ: {x_SK.shape} vs {ref_K.shape}")
+    ratio = float(x_SK.mean() / ref_K.mean())
+    s, k = x_SK.shape
+    if k < 2:
+        return ratio, math.nan, math.nan
+    rng = np.random.default_rng(seed)
+    seeds_RS = rng.integers(0, s, size=(resamples, s))
+    eps_RK = rng.integers(0, k, size=(resamples, k))
+    num_R = x_SK[seeds_RS[:, :, None], eps_RK[:, None, :]].mean(axis=(1, 2))
+    den_R = ref_K[eps_RK].mean(axis=1)
+    low, high = np.percentile(num_R / den_R, [2.5, 97.5])
+    return ratio, float(low), float(high)
+
+
+@dataclass(frozen=True)
+class Row:
+    """One policy on one scenario."""
+
+    policy: str
+    """Heuristic name or learned variant name."""
+    seeds: int
+    """Training seeds (1 for a heuristic)."""
+    mean_s: float
+    """Mean service delay over seeds and episodes, s."""
+    p95_s: float
+    """Mean over training seeds of the pooled 95th percentile, s."""
+    vs_greedy: tuple[float, float, float]
+    """Ratio to greedy with its 95 % interval."""
+    vs_residency: tuple[float, float, float]
+    """Ratio to residency-greedy with its 95 % interval."""
+    seed_ratio_range: tuple[float, float]
+    """Smallest and largest ratio to greedy of one training seed."""
+    decisions_per_s: float
+    """Mean decisions per second of wall time (shared machine)."""
+
+
+def invalid_reasons(report: EvaluationReport, expected_episodes: int) -> list[str]:
+    """Why a report cannot be used (empty when it is valid)."""
+    reasons = []
+    greedy_tasks = report.policies["greedy"].tasks
+    for name, r in report.policies.items():
+        if len(r.episode_means_s) != expected_episodes:
+            reasons.append(f"{name}: {len(r.episode_means_s)} of {expected_episodes} "
+                           "episodes have a mean (an episode placed no task)")
+        if not np.all(np.isfinite(r.episode_means_s)):
+            reasons.append(f"{name}: non-finite episode means")
+        if r.tasks != greedy_tasks:
+            reasons.append(f"{name}: placed {r.tasks} tasks, greedy {greedy_tasks} "
+                           "(an episode it did not finish)")
+    return reasons
+
+
+def summarise_scenario(report: EvaluationReport, learned: Sequence[Learned],
+                       members: dict[str, list[str]]) -> list[Row]:
+    """Rows of the heuristics and of each learned variant (its seeds pooled)."""
+    p = report.policies
+    g_K = np.array(p["greedy"].episode_means_s)
+    r_K = np.array(p["residency-greedy"].episode_means_s)
+    groups = [(h, [h]) for h in HEURISTICS] + [(v.name, members[v.name]) for v in learned]
+    rows = []
+    for name, names in groups:
+        x_SK = np.array([p[n].episode_means_s for n in names])
+        per_seed = x_SK.mean(axis=1) / g_K.mean()
+        rows.append(Row(
+            policy=name, seeds=len(names), mean_s=float(x_SK.mean()),
+            p95_s=float(np.mean([p[n].p95_s for n in names])),
+            vs_greedy=ratio_interval(x_SK, g_K), vs_residency=ratio_interval(x_SK, r_K),
+            seed_ratio_range=(float(per_seed.min()), float(per_seed.max())),
+            decisions_per_s=float(np.mean([p[n].decisions_per_s for n in names])),
+        ))
+    return rows
+
+
+def run_scenario(scenario: str, learned: Sequence[Learned], onnx: dict[Path, Path],
+                 seeds: Sequence[int], episodes: int, progress: bool
+                 ) -> tuple[EvaluationReport, dict[str, list[str]]]:
+    """Evaluate the heuristics and every learned file on ``scenario`` (same episodes)."""
+    custom: dict[str, Callable[[], OnnxEvalPolicy]] = {}
+    members: dict[str, list[str]] = {}
+    for variant in learned:
+        members[variant.name] = []
+        for i, path in enumerate(variant.files):
+            name = f"{variant.name}#{i}"  # the noise seed follows the name, not the path
+            members[variant.name].append(name)
+            custom[name] = (lambda f=onnx[path], n=name: OnnxEvalPolicy(f, name=n))
+    report = evaluate(scenario, policies=[*HEURISTICS, *custom], seeds=seeds,
+                      episodes=episodes, show_progress=progress, custom=custom)
+    return report, members
+
+
+def fmt_ratio(r: tuple[float, float, float]) -> str:
+    """``0.912 [0.850, 0.975]``."""
+    if math.isnan(r[1]):
+        return f"{r[0]:.3f}"
+    return f"{r[0]:.3f} [{r[1]:.3f}, {r[2]:.3f}]"
+
+
+def target_notes(rows: Sequence[Row], heldout: bool, variant: str | None) -> str:
+    """Whether ``variant`` meets issue 10's target on this scenario (printed, not asserted)."""
+    row = next((r for r in rows if r.policy == variant), None)
+    if row is None:
+        return "—"
+    if heldout:
+        return "met (≤ greedy)" if row.vs_greedy[0] <= 1.0 else "missed (> greedy)"
+    ok_g = row.vs_greedy[0] <= TARGET_VS_GREEDY
+    ok_r = row.vs_residency[0] <= 1.0
+    if ok_g and ok_r:
+        return f"met (≤ {TARGET_VS_GREEDY} × greedy, ≤ residency-greedy)"
+    missed = ([f"> {TARGET_VS_GREEDY} × greedy"] if not ok_g else []) + (
+        ["> residency-greedy"] if not ok_r else [])
+    return "missed (" + ", ".join(missed) + ")"
+
+
+def render_markdown(results: dict[str, list[Row]], heldout: set[str], learned: Sequence[Learned],
+                    infos: dict[str, list[str]], args: argparse.Namespace, command: str,
+                    png_name: str, elapsed_s: float) -> str:
+    """The generated section of docs/results.md."""
+    variant = "lad-ts" if any(v.name == "lad-ts" for v in learned) else (
+        learned[0].name if learned else None)
+    horizon = ("each scenario's own horizon (one hour; 20 minutes for heldout-100-nodes)"
+               if args.horizon_s is None else f"{args.horizon_s:g}-s episodes")
+    lines = [
+        f"Generated {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC by",
+        "",
+        "```sh",
+        command,
+        "```",
+        "",
+        f"Held-out seeds {args.seeds[0]}..{args.seeds[-1]} × {args.episodes} episode(s), "
+        f"{horizon}; the same episodes for every policy. Ratios are ratios of means over those "
+        "episodes with 95 % percentile-bootstrap intervals resampling training seeds and "
+        f"episodes ({BOOTSTRAP_RESAMPLES} resamples); *seed range* is the smallest and largest "
+        "ratio to greedy of one training seed; p95 is the mean over training seeds of the "
+        "pooled 95th percentile. Decisions/s are wall-clock on the shared 2-core machine "
+        f"(the whole run took {elapsed_s / 60:.1f} min).",
+        "",
+        "Learned policies (argmax of the ONNX graph's probabilities, the serving path: "
+        "`features.encode` → onnxruntime):",
+        "",
+    ]
+    for v in learned:
+        lines.append(f"- `{v.name}`: {len(v.files)} training seed(s): "
+                     + ", ".join(f"`{i}`" for i in infos[v.name]))
+    lines += ["", f"![ratio to greedy per scenario]({png_name})", ""]
+    for title, names in (("Presets", [s for s in results if s not in heldout]),
+                         ("Held-out clusters (never generated in training; "
+                          "benchmarks/scenarios/heldout/)", [s for s in results if s in heldout])):
+        if not names:
+            continue
+        lines += [f"**{title}**", "",
+                  "| scenario | policy | seeds | mean s | p95 s | vs greedy [95% CI] | "
+                  "vs residency-greedy [95% CI] | seed range | decisions/s |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        for scenario in names:
+            for r in results[scenario]:
+                lines.append(
+                    f"| {scenario} | {r.policy} | {r.seeds} | {r.mean_s:.3f} | {r.p95_s:.2f} | "
+                    f"{fmt_ratio(r.vs_greedy)} | {fmt_ratio(r.vs_residency)} | "
+                    f"{r.seed_ratio_range[0]:.3f}–{r.seed_ratio_range[1]:.3f} | "
+                    f"{r.decisions_per_s:,.0f} |")
+        lines.append("")
+        if variant:
+            lines += [f"Issue 10's targets for `{variant}` (mean ratio; printed, not asserted): "
+                      + "; ".join(f"{s}: {target_notes(results[s], s in heldout, variant)}"
+                                  for s in names), ""]
+    lines += [
+        "The rollout planner, the reference (docs/scenarios.md, \"Baselines beyond greedy\"; "
+        "seeds 10000–10002, one one-hour episode each; not rerun here: 17–62 decisions/s):",
+        "",
+        "| preset | rollout horizon | vs greedy [paired 95% CI] | decisions/s |",
+        "|---|---|---|---|",
+        ROLLOUT_REFERENCE,
+    ]
+    return "\n".join(lines)
+
+
+def write_section(page: Path, section: str) -> None:
+    """Replace the text between :data:`BEGIN` and :data:`END` (append both when absent)."""
+    text = page.read_text() if page.exists() else "# Results\n"
+    if BEGIN in text and END in text:
+        head, _, rest = text.partition(BEGIN)
+        _, _, tail = rest.partition(END)
+    else:
+        head, tail = text.rstrip("\n") + "\n\n", "\n"
+    page.write_text(f"{head}{BEGIN}\n{section}\n{END}{tail}")
+
+
+def plot(results: dict[str, list[Row]], out: Path) -> Path:
+    """Ratio to greedy per scenario and policy, with intervals; lines at 1 and the target."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    scenarios = list(results)
+    policies = [r.policy for r in results[scenarios[0]] if r.policy != "greedy"]
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.1 * len(scenarios) + 2), 4.2))
+    width = 0.8 / max(len(policies), 1)
+    for j, name in enumerate(policies):
+        xs, ys, lo, hi = [], [], [], []
+        for i, s in enumerate(scenarios):
+            row = next(r for r in results[s] if r.policy == name)
+            ratio, low, high = row.vs_greedy
+            xs.append(i + (j - (len(policies) - 1) / 2) * width)
+            ys.append(ratio)
+            lo.append(0.0 if math.isnan(low) else ratio - low)
+            hi.append(0.0 if math.isnan(high) else high - ratio)
+        ax.errorbar(xs, ys, yerr=[lo, hi], fmt="o", capsize=3, label=name)
+    ax.set_yscale("log")  # ratios: 0.8 and 1.25 are equally far from 1
+    ax.axhline(1.0, color="black", lw=0.8, label="greedy")
+    ax.axhline(TARGET_VS_GREEDY, color="grey", ls="--", lw=0.8, label="target (presets)")
+    ax.set_xticks(range(len(scenarios)))
+    ax.set_xticklabels(scenarios, rotation=30, ha="right", fontsize=8)
+    ax.set_ylabel("mean delay / greedy's (95% CI)")
+    ax.set_title("k8s-edge: learned policies vs greedy, held-out seeds")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    """The command line (see the module docstring)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--learned", action="append", default=[], metavar="NAME=GLOB",
+                        help="a learned variant: its training seeds' ONNX files or cluster "
+                             "checkpoints (repeatable)")
+    parser.add_argument("--scenarios", default=None,
+                        help="comma-separated presets or files (default: every k8s-edge "
+                             "preset and every file of benchmarks/scenarios/heldout/)")
+    parser.add_argument("--seeds", type=seed_list, default=list(DEFAULT_EVAL_SEEDS),
+                        help="held-out seeds (default: %(default)s)")
+    parser.add_argument("--episodes", type=int, default=1, help="episodes per seed")
+    parser.add_argument("--horizon-s", type=float, default=None,
+                        help="shorten every scenario to this many seconds of arrivals")
+    parser.add_argument("--docs", type=Path, default=REPO / "docs",
+                        help="docs folder: results.md and results/ (default: the repository's)")
+    parser.add_argument("--ci-small", action="store_true",
+                        help=f"tiny run for CI: {CI_SMALL_HORIZON_S:g}-s episodes, seeds "
+                             "10000-10001, k8s-edge and heldout-4-nodes only")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    args = parser.parse_args(argv)
+    if args.ci_small:
+        args.horizon_s = CI_SMALL_HORIZON_S
+        args.seeds = [10_000, 10_001]
+        args.scenarios = args.scenarios or f"k8s-edge,{HELDOUT_DIR / 'heldout-4-nodes.yaml'}"
+    if any(s < DEFAULT_EVAL_SEEDS[0] for s in args.seeds):
+        parser.error("evaluation seeds start at 10000 (training uses the seeds below)")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run, check validity, write the JSON, the figure and the docs section."""
+    args = parse_args(argv)
+    command = "python benchmarks/cluster_results.py " + " ".join(
+        shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
+    try:
+        learned = parse_learned(args.learned)
+    except ValueError as exc:
+        print(f"invalid run: {exc}", file=sys.stderr)
+        return 1
+    heldout_files = sorted(str(p) for p in HELDOUT_DIR.glob("*.yaml"))
+    scenarios = (args.scenarios.split(",") if args.scenarios
+                 else [*PRESETS, *heldout_files])
+    heldout = {Path(s).stem for s in scenarios if Path(s).resolve().parent == HELDOUT_DIR}
+    heldout.add("k8s-edge-bursty")  # the trainer draws Poisson arrivals only
+    started = time.perf_counter()
+    results: dict[str, list[Row]] = {}
+    raw: dict[str, object] = {}
+    with tempfile.TemporaryDirectory(prefix="ladts-cluster-results-") as tmp_name:
+        tmp = Path(tmp_name)
+        infos: dict[str, list[str]] = {}
+        onnx: dict[Path, Path] = {}
+        try:
+            for v in learned:
+                infos[v.name] = []
+                for f in v.files:
+                    onnx[f] = as_onnx(f, tmp)
+                    info = check_policy_file(onnx[f])
+                    infos[v.name].append(f"{info.policy_version} (seed {info.training_seed})")
+        except (PolicyFileError, ValueError, OSError, ImportError) as exc:
+            print(f"invalid run: a learned policy does not load: {exc}", file=sys.stderr)
+            return 1
+        for scenario in scenarios:
+            label = Path(scenario).stem if scenario.endswith((".yaml", ".yml")) else scenario
+            print(f"== {label}", flush=True)
+            try:
+                report, members = run_scenario(
+                    with_horizon(scenario, args.horizon_s, tmp), learned, onnx, args.seeds,
+                    args.episodes, not args.no_progress)
+            except Exception as exc:  # a policy erroring makes the whole run invalid
+                print(f"invalid run: {label}: {type(exc).__name__}: {exc}", file=sys.stderr)
+                return 1
+            reasons = invalid_reasons(report, len(args.seeds) * args.episodes)
+            if reasons:
+                print(f"invalid run: {label}: " + "; ".join(reasons), file=sys.stderr)
+                return 1
+            rows = summarise_scenario(report, learned, members)
+            results[label] = rows
+            raw[label] = {"scenario": scenario, "members": members,
+                          **report.to_json_dict(with_episodes=True)}
+            for r in rows:
+                print(f"  {r.policy:<24} seeds {r.seeds}  mean {r.mean_s:8.3f} s  vs greedy "
+                      f"{fmt_ratio(r.vs_greedy):<26} vs residency-greedy "
+                      f"{fmt_ratio(r.vs_residency)}", flush=True)
+    elapsed = time.perf_counter() - started
+    results_dir = args.docs / "results"
+    results_dir.mkdir(parents=True, exist_ok=True)
+    png = plot(results, results_dir / "cluster-k8s-edge.png")
+    (results_dir / "cluster-k8s-edge.json").write_text(json.dumps(
+        {"command": command, "seeds": args.seeds, "episodes": args.episodes,
+         "horizon_s": args.horizon_s, "learned": {v.name: [str(f) for f in v.files]
+                                                  for v in learned},
+         "scenarios": raw}, indent=2) + "\n")
+    section = render_markdown(results, heldout, learned, infos, args, command,
+                              f"results/{png.name}", elapsed)
+    write_section(args.docs / "results.md", section)
+    print(f"wrote {args.docs / 'results.md'}, {png}, {results_dir / 'cluster-k8s-edge.json'} "
+          f"({elapsed:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
