@@ -1,13 +1,13 @@
 """The ``k8s-edge`` results: learned cluster policies beside greedy and residency-greedy.
 
 Evaluates ``greedy``, ``residency-greedy`` and every given learned policy (several training
-seeds per variant: ONNX files of the serving contract, or cluster checkpoints, exported to
-ONNX first with ``ladts export``'s code) on every ``k8s-edge`` preset and on the held-out
-clusters of benchmarks/scenarios/heldout/ (clusters the trainer never generates), on the
-held-out seeds 10000..10004, all on the same episodes. For each policy it reports the mean
-service delay and the paired ratios ``mean(policy) / mean(greedy)`` and ``/ mean(residency-
-greedy)`` (ratios of means over the same episodes) with 95 % percentile-bootstrap intervals
-that resample training seeds and episodes together (:func:`ratio_interval`). It writes
+seeds per variant: ONNX files of the serving contract, or cluster checkpoints through the
+cluster trainer's evaluation policy, :func:`policy_factory`) on every ``k8s-edge`` preset
+and on the held-out clusters of benchmarks/scenarios/heldout/ (clusters the trainer never
+generates), on the held-out seeds 10000..10004, all on the same episodes. For each policy
+it reports the mean service delay and the ratios of means to greedy and to
+residency-greedy over the same episodes, with 95 % percentile-bootstrap intervals that
+resample training seeds and episodes together (:func:`ratio_interval`). It writes
 
 - ``--docs``/results/cluster-k8s-edge.json: every per-episode mean, per policy and scenario;
 - ``--docs``/results/cluster-k8s-edge.png: the ratio to greedy per scenario, with intervals;
@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import glob
-import hashlib
 import json
 import math
 import shlex
@@ -46,9 +45,11 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from ladts_policy.baselines import SchedulingPolicy
 from ladts_policy.commands.arg_types import seed_list
 from ladts_policy.evaluate import DEFAULT_EVAL_SEEDS, EvaluationReport, evaluate
-from ladts_policy.onnx_eval import OnnxEvalPolicy, PolicyFileError, check_policy_file
+from ladts_policy.onnx_eval import OnnxEvalPolicy, check_policy_file
+from ladts_policy.policy_contract import PolicyInfo
 
 REPO = Path(__file__).resolve().parents[1]
 HELDOUT_DIR = REPO / "benchmarks" / "scenarios" / "heldout"
@@ -108,15 +109,35 @@ def parse_learned(specs: Sequence[str]) -> list[Learned]:
     return out
 
 
-def as_onnx(path: Path, tmp: Path) -> Path:
-    """``path`` if it is an ONNX file, else its cluster checkpoint exported to ONNX in ``tmp``."""
-    if path.suffix == ".onnx":
-        return path
-    from ladts_policy.train.cluster_export import export_onnx, load_cluster_checkpoint
+def policy_factory(path: Path, name: str) -> tuple[Callable[[], SchedulingPolicy], PolicyInfo]:
+    """A factory of the evaluation policy of ``path`` named ``name``, and what it declares.
 
-    out = tmp / f"{hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:16]}.onnx"
-    export_onnx(load_cluster_checkpoint(path), out, created="1970-01-01T00:00:00Z")
-    return out
+    ONNX files run through :class:`ladts_policy.onnx_eval.OnnxEvalPolicy`. Anything else is
+    a cluster checkpoint, run by the cluster trainer's own evaluation policy
+    (``ladts_policy.train.cluster_eval_policy``, torch), which decides as the ONNX path does
+    and starts a D2SAC actor from N(0, I) as it was trained (its ONNX export would be fed the
+    latent memory instead: evaluate D2SAC from its checkpoints).
+
+    Raises:
+        ValueError: a checkpoint without the cluster trainer installed.
+        PolicyFileError: an ONNX file that does not load or is off the contract.
+    """
+    if path.suffix == ".onnx":
+        info = check_policy_file(path)
+        return (lambda: OnnxEvalPolicy(path, name=name)), info
+    try:
+        from ladts_policy.train.cluster_eval_policy import load_checkpoint_policy
+    except ImportError as exc:
+        raise ValueError(f"{path}: a checkpoint needs the cluster trainer "
+                         f"(ladts_policy.train.cluster_eval_policy, torch): {exc}") from None
+
+    def load() -> SchedulingPolicy:
+        policy = load_checkpoint_policy(path)
+        policy.name = name
+        return policy
+
+    probe = load_checkpoint_policy(path)
+    return load, probe.info
 
 
 def scenario_document(name_or_path: str) -> dict:
@@ -228,20 +249,20 @@ def summarise_scenario(report: EvaluationReport, learned: Sequence[Learned],
     return rows
 
 
-def run_scenario(scenario: str, learned: Sequence[Learned], onnx: dict[Path, Path],
+def member_name(variant: str, index: int) -> str:
+    """Evaluation name of a variant's ``index``-th file: the noise seed follows the name."""
+    return f"{variant}#{index}"
+
+
+def run_scenario(scenario: str, learned: Sequence[Learned],
+                 factories: dict[str, Callable[[], SchedulingPolicy]],
                  seeds: Sequence[int], episodes: int, progress: bool
                  ) -> tuple[EvaluationReport, dict[str, list[str]]]:
     """Evaluate the heuristics and every learned file on ``scenario`` (same episodes)."""
-    custom: dict[str, Callable[[], OnnxEvalPolicy]] = {}
-    members: dict[str, list[str]] = {}
-    for variant in learned:
-        members[variant.name] = []
-        for i, path in enumerate(variant.files):
-            name = f"{variant.name}#{i}"  # the noise seed follows the name, not the path
-            members[variant.name].append(name)
-            custom[name] = (lambda f=onnx[path], n=name: OnnxEvalPolicy(f, name=n))
-    report = evaluate(scenario, policies=[*HEURISTICS, *custom], seeds=seeds,
-                      episodes=episodes, show_progress=progress, custom=custom)
+    members = {v.name: [member_name(v.name, i) for i in range(len(v.files))] for v in learned}
+    names = [n for v in learned for n in members[v.name]]
+    report = evaluate(scenario, policies=[*HEURISTICS, *names], seeds=seeds,
+                      episodes=episodes, show_progress=progress, custom=factories)
     return report, members
 
 
@@ -429,15 +450,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="ladts-cluster-results-") as tmp_name:
         tmp = Path(tmp_name)
         infos: dict[str, list[str]] = {}
-        onnx: dict[Path, Path] = {}
+        factories: dict[str, Callable[[], SchedulingPolicy]] = {}
         try:
             for v in learned:
                 infos[v.name] = []
-                for f in v.files:
-                    onnx[f] = as_onnx(f, tmp)
-                    info = check_policy_file(onnx[f])
+                for i, f in enumerate(v.files):
+                    name = member_name(v.name, i)
+                    factories[name], info = policy_factory(f, name)
                     infos[v.name].append(f"{info.policy_version} (seed {info.training_seed})")
-        except (PolicyFileError, ValueError, OSError, ImportError) as exc:
+        except Exception as exc:  # unreadable, off-contract, not a checkpoint, no torch
             print(f"invalid run: a learned policy does not load: {exc}", file=sys.stderr)
             return 1
         for scenario in scenarios:
@@ -445,8 +466,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"== {label}", flush=True)
             try:
                 report, members = run_scenario(
-                    with_horizon(scenario, args.horizon_s, tmp), learned, onnx, args.seeds,
-                    args.episodes, not args.no_progress)
+                    with_horizon(scenario, args.horizon_s, tmp), learned, factories,
+                    args.seeds, args.episodes, not args.no_progress)
             except Exception as exc:  # a policy erroring makes the whole run invalid
                 print(f"invalid run: {label}: {type(exc).__name__}: {exc}", file=sys.stderr)
                 return 1
