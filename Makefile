@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install setup demo test lint unit e2e-binaries e2e bench figures paper-results cluster-results clean manifests image-check
+.PHONY: install setup demo test lint unit e2e-binaries e2e bench figures paper-results cluster-results bundled-policy clean manifests image-check
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,15 @@ paper-results: setup
 		--variant 'lad-ts-extended@1=--algo lad-ts --state extended --lanes 20' \
 		--variant 'lad-ts-eps-softmax@5=--algo lad-ts --eps-softmax' \
 		--variant 'd2sac-eps-softmax@5=--algo d2sac --eps-softmax'
+
+# The bundled default policy, ladts_policy/bundled/lad-ts.onnx (served by `ladts serve` and the
+# chart, `lad-ts` in `ladts evaluate`): train the cluster LAD-TS actor, export it. The recipe
+# (seed, trainer options) is the cluster trainer's (docs/training.md); override BUNDLED_TRAIN_ARGS.
+BUNDLED_TRAIN_ARGS ?= --scenario k8s-edge --algo lad-ts --seed 0
+bundled-policy: setup
+	$(BIN)/ladts train $(BUNDLED_TRAIN_ARGS) --out runs/bundled-policy
+	$(BIN)/ladts export runs/bundled-policy/final.pt \
+		--out policy/src/ladts_policy/bundled/lad-ts.onnx --policy-version lad-ts-bundled
 
 # The k8s-edge tables of docs/results.md: greedy, residency-greedy and the trained cluster
 # policies (every training seed's ONNX file) on every k8s-edge preset and the held-out clusters
