@@ -15,10 +15,11 @@ DEMO_SCENARIO = "k8s-edge"
 """The preset the demo runs."""
 
 DEMO_EPISODES = 1
-"""Episodes per held-out seed: 5 seeds x 1 one-hour episode of every heuristic and of
-``lad-ts`` take about 75 s on 2 cores (the v2 simulator projects each node's queue for the
-scheduler's view; ``lad-ts`` adds about 20 s of feature encoding and onnxruntime);
-``--episodes 4`` narrows the intervals in about 5 min."""
+"""Episodes per held-out seed: 5 seeds x 1 one-hour episode of every heuristic take about
+50 s on 2 quiet cores (the v2 simulator projects each node's queue for the scheduler's view);
+``lad-ts`` adds its ~18,000 decisions through feature encoding and onnxruntime, 20-30 s at
+the 700-850 decisions/s measured on the shared machine; ``--episodes 4`` narrows the
+intervals in about 4x the time."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
