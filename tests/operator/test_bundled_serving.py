@@ -88,3 +88,10 @@ def test_missing_bundled_file_serves_the_heuristic_and_names_the_fix(bundled_mis
     rt.policy.poll()  # the same missing file is not counted again
     assert rt.extender.telemetry.policy_load_failures._value.get() == 1
     assert 'source="heuristic"' in _metrics(rt)
+
+
+def test_bench_of_the_bundled_scorer_without_the_file_is_a_clear_error(bundled_missing, capsys):
+    from ladts_policy.cli import main
+
+    assert main(["bench", "extender", "--scorers", "bundled", "--nodes", "20"]) == 2
+    assert REGENERATE_COMMAND in capsys.readouterr().err
