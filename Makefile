@@ -55,7 +55,11 @@ bundled-policy: setup
 # The k8s-edge tables of docs/results.md: greedy, residency-greedy and the trained cluster
 # policies (every training seed's ONNX file) on every k8s-edge preset and the held-out clusters
 # of benchmarks/scenarios/heldout/, held-out seeds 10000..10004 (benchmarks/cluster_results.py).
-CLUSTER_LEARNED ?= --learned 'lad-ts=runs/cluster/lad-ts-s*/policy.onnx'
+# Run directories of `ladts train --scenario k8s-edge` (docs/training.md); D2SAC from its
+# checkpoints (its ONNX export would start from the latent memory, not N(0, I)).
+CLUSTER_LEARNED ?= --learned 'lad-ts=runs/lad-ts-bc-s*/final.onnx' \
+	--learned 'lad-ts-no-imitation=runs/lad-ts-s*/final.onnx' \
+	--learned 'd2sac=runs/d2sac-bc-s*/final.pt'
 CLUSTER_RESULTS_ARGS ?=
 cluster-results: setup
 	$(BIN)/python benchmarks/cluster_results.py $(CLUSTER_LEARNED) $(CLUSTER_RESULTS_ARGS)
