@@ -140,6 +140,17 @@ def policy_factory(path: Path, name: str) -> tuple[Callable[[], SchedulingPolicy
     return load, probe.info
 
 
+def display_path(name_or_path: str) -> str:
+    """A preset name, or a file path relative to the repository when it is inside it."""
+    path = Path(name_or_path)
+    if path.suffix not in (".yaml", ".yml"):
+        return name_or_path
+    try:
+        return str(path.resolve().relative_to(REPO))
+    except ValueError:
+        return name_or_path
+
+
 def scenario_document(name_or_path: str) -> dict:
     """The YAML mapping of a preset name or a scenario file."""
     from importlib import resources
@@ -477,8 +488,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return 1
             rows = summarise_scenario(report, learned, members)
             results[label] = rows
-            raw[label] = {"scenario": scenario, "members": members,
-                          **report.to_json_dict(with_episodes=True)}
+            raw[label] = {**report.to_json_dict(with_episodes=True),
+                          "scenario": display_path(scenario), "members": members}
             for r in rows:
                 print(f"  {r.policy:<24} seeds {r.seeds}  mean {r.mean_s:8.3f} s  vs greedy "
                       f"{fmt_ratio(r.vs_greedy):<26} vs residency-greedy "
