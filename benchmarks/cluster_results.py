@@ -47,7 +47,7 @@ import yaml
 
 from ladts_policy.baselines import SchedulingPolicy
 from ladts_policy.commands.arg_types import seed_list
-from ladts_policy.evaluate import DEFAULT_EVAL_SEEDS, EvaluationReport, evaluate
+from ladts_policy.evaluate import DEFAULT_EVAL_SEEDS, EvaluationReport, PolicyResult, evaluate
 from ladts_policy.onnx_eval import OnnxEvalPolicy, check_policy_file
 from ladts_policy.policy_contract import PolicyInfo
 
@@ -300,6 +300,46 @@ def target_notes(rows: Sequence[Row], heldout: bool, variant: str | None) -> str
     return "missed (" + ", ".join(missed) + ")"
 
 
+def cache_key(scenario: str, args: argparse.Namespace, learned: Sequence[Learned]) -> dict:
+    """What a cached scenario report must match to be reused: scenario, seeds, episodes,
+    horizon and every learned file (path, size, modification time)."""
+    files = {v.name: [[str(f), f.stat().st_size, f.stat().st_mtime_ns] for f in v.files]
+             for v in learned}
+    return {"scenario": scenario, "seeds": list(args.seeds), "episodes": args.episodes,
+            "horizon_s": args.horizon_s, "learned": files}
+
+
+def read_cache(folder: Path | None, label: str, key: dict
+               ) -> tuple[EvaluationReport, dict[str, list[str]]] | None:
+    """The cached report of ``label`` when its key matches, else None."""
+    path = None if folder is None else folder / f"{label}.json"
+    if path is None or not path.is_file():
+        return None
+    doc = json.loads(path.read_text())
+    if doc.get("key") != key:
+        return None
+    rep = doc["report"]
+    policies = {}
+    for name, entry in rep["policies"].items():
+        entry = {**entry, "ci95_s": tuple(entry["ci95_s"])}
+        if entry.get("vs_greedy_ci95") is not None:
+            entry["vs_greedy_ci95"] = tuple(entry["vs_greedy_ci95"])
+        policies[name] = PolicyResult(**entry)
+    return (EvaluationReport(rep["scenario"], rep["seeds"], rep["episodes"], policies),
+            doc["members"])
+
+
+def write_cache(folder: Path | None, label: str, key: dict, report: EvaluationReport,
+                members: dict[str, list[str]]) -> None:
+    """Keep one valid scenario's report, so a stopped run resumes after it."""
+    if folder is None:
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{label}.json").write_text(json.dumps(
+        {"key": key, "report": report.to_json_dict(with_episodes=True), "members": members},
+        indent=1) + "\n")
+
+
 def render_markdown(results: dict[str, list[Row]], heldout: set[str], learned: Sequence[Learned],
                     infos: dict[str, list[str]], args: argparse.Namespace, command: str,
                     png_name: str, elapsed_s: float) -> str:
@@ -320,8 +360,12 @@ def render_markdown(results: dict[str, list[Row]], heldout: set[str], learned: S
         "episodes with 95 % percentile-bootstrap intervals resampling training seeds and "
         f"episodes ({BOOTSTRAP_RESAMPLES} resamples); *seed range* is the smallest and largest "
         "ratio to greedy of one training seed; p95 is the mean over training seeds of the "
-        "pooled 95th percentile. Decisions/s are wall-clock on the shared 2-core machine "
-        f"(the whole run took {elapsed_s / 60:.1f} min).",
+        "pooled 95th percentile. Decisions/s are wall-clock on the shared 2-core machine, "
+        "while the trainer and other developers' jobs ran"
+        f" (this invocation took {elapsed_s / 60:.1f} min; scenarios reused from the cache "
+        "keep their first run's figures)."
+        + (f" Left out: {args.exclude.replace(',', ', ')} (`--exclude`)." if args.exclude
+           else ""),
         "",
         "Learned policies (argmax of the ONNX graph's probabilities, the serving path: "
         "`features.encode` → onnxruntime):",
@@ -429,12 +473,20 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--ci-small", action="store_true",
                         help=f"tiny run for CI: {CI_SMALL_HORIZON_S:g}-s episodes, seeds "
                              "10000-10001, k8s-edge and heldout-4-nodes only")
+    parser.add_argument("--exclude", default="",
+                        help="comma-separated scenario names to leave out (e.g. k8s-edge-200)")
+    parser.add_argument("--cache", type=Path, default=REPO / "runs" / "cluster-results",
+                        help="folder of per-scenario reports: a rerun with the same seeds, "
+                             "horizon and files reuses them (default: %(default)s)")
+    parser.add_argument("--no-cache", action="store_true", help="neither read nor write it")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     args = parser.parse_args(argv)
     if args.ci_small:
         args.horizon_s = CI_SMALL_HORIZON_S
         args.seeds = [10_000, 10_001]
         args.scenarios = args.scenarios or f"k8s-edge,{HELDOUT_DIR / 'heldout-4-nodes.yaml'}"
+    if args.no_cache:
+        args.cache = None
     if any(s < DEFAULT_EVAL_SEEDS[0] for s in args.seeds):
         parser.error("evaluation seeds start at 10000 (training uses the seeds below)")
     return args
@@ -453,6 +505,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     heldout_files = sorted(str(p) for p in HELDOUT_DIR.glob("*.yaml"))
     scenarios = (args.scenarios.split(",") if args.scenarios
                  else [*PRESETS, *heldout_files])
+    excluded = {e for e in args.exclude.split(",") if e}
+    scenarios = [s for s in scenarios if Path(s).stem not in excluded]
     heldout = {Path(s).stem for s in scenarios if Path(s).resolve().parent == HELDOUT_DIR}
     heldout.add("k8s-edge-bursty")  # the trainer draws Poisson arrivals only
     started = time.perf_counter()
@@ -475,17 +529,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         for scenario in scenarios:
             label = Path(scenario).stem if scenario.endswith((".yaml", ".yml")) else scenario
             print(f"== {label}", flush=True)
-            try:
-                report, members = run_scenario(
-                    with_horizon(scenario, args.horizon_s, tmp), learned, factories,
-                    args.seeds, args.episodes, not args.no_progress)
-            except Exception as exc:  # a policy erroring makes the whole run invalid
-                print(f"invalid run: {label}: {type(exc).__name__}: {exc}", file=sys.stderr)
-                return 1
+            key = cache_key(display_path(scenario), args, learned)
+            cached = read_cache(args.cache, label, key)
+            if cached is not None:
+                report, members = cached
+                print(f"  (from {args.cache / (label + '.json')})", flush=True)
+            else:
+                try:
+                    report, members = run_scenario(
+                        with_horizon(scenario, args.horizon_s, tmp), learned, factories,
+                        args.seeds, args.episodes, not args.no_progress)
+                except Exception as exc:  # a policy erroring makes the whole run invalid
+                    print(f"invalid run: {label}: {type(exc).__name__}: {exc}",
+                          file=sys.stderr)
+                    return 1
             reasons = invalid_reasons(report, len(args.seeds) * args.episodes)
             if reasons:
                 print(f"invalid run: {label}: " + "; ".join(reasons), file=sys.stderr)
                 return 1
+            if cached is None:
+                write_cache(args.cache, label, key, report, members)
             rows = summarise_scenario(report, learned, members)
             results[label] = rows
             raw[label] = {**report.to_json_dict(with_episodes=True),

@@ -49,10 +49,12 @@ def test_ci_small_run_writes_json_figure_and_its_own_section(tmp_path, docs):
         write_untrained_policy(tmp_path / f"u-s{seed}.onnx", policy_version=f"u-{seed}",
                                weights={"est_delay_s": weight})
     paper_before = (docs / "results.md").read_text().partition(BEGIN)[0]
-    for _ in range(2):  # a second run replaces the section, it does not add one
+    for attempt in range(2):  # a second run replaces the section, it does not add one
         result = run_script("--ci-small", "--learned", f"u={tmp_path}/u-s*.onnx",
-                            "--docs", str(docs))
+                            "--docs", str(docs), "--cache", str(tmp_path / "cache"))
         assert result.returncode == 0, result.stderr[-3000:]
+        # The second run reuses both scenarios' reports (same seeds, horizon and files).
+        assert result.stdout.count("(from ") == 2 * attempt
     page = (docs / "results.md").read_text()
     assert page.count(BEGIN) == page.count(END) == 1
     assert page.partition(BEGIN)[0] == paper_before  # the paper section is untouched
@@ -83,7 +85,7 @@ def test_a_policy_that_errors_makes_the_run_invalid(tmp_path, docs):
     nan = write_untrained_policy(tmp_path / "nan.onnx", weights={"est_delay_s": float("nan")})
     before = (docs / "results.md").read_text()
     result = run_script("--ci-small", "--scenarios", "k8s-edge", "--learned", f"nan={nan}",
-                        "--docs", str(docs))
+                        "--docs", str(docs), "--no-cache")
     assert result.returncode == 1
     assert "invalid run: k8s-edge" in result.stderr and "non-finite" in result.stderr
     assert (docs / "results.md").read_text() == before
@@ -92,5 +94,5 @@ def test_a_policy_that_errors_makes_the_run_invalid(tmp_path, docs):
 
 def test_a_pattern_that_matches_nothing_is_invalid(tmp_path, docs):
     result = run_script("--ci-small", "--learned", f"x={tmp_path}/none-*.onnx",
-                        "--docs", str(docs))
+                        "--docs", str(docs), "--no-cache")
     assert result.returncode == 1 and "matches no file" in result.stderr
