@@ -30,6 +30,7 @@ benchmarks/scenarios/heldout/README.md.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import glob
 import json
@@ -47,7 +48,13 @@ import yaml
 
 from ladts_policy.baselines import SchedulingPolicy
 from ladts_policy.commands.arg_types import seed_list
-from ladts_policy.evaluate import DEFAULT_EVAL_SEEDS, EvaluationReport, PolicyResult, evaluate
+from ladts_policy.evaluate import (
+    DEFAULT_EVAL_SEEDS,
+    EvaluationReport,
+    PolicyResult,
+    evaluate,
+    with_greedy_ratio,
+)
 from ladts_policy.onnx_eval import OnnxEvalPolicy, check_policy_file
 from ladts_policy.policy_contract import PolicyInfo
 
@@ -265,15 +272,37 @@ def member_name(variant: str, index: int) -> str:
     return f"{variant}#{index}"
 
 
-def run_scenario(scenario: str, learned: Sequence[Learned],
+def run_scenario(scenario: str, label: str, learned: Sequence[Learned],
                  factories: dict[str, Callable[[], SchedulingPolicy]],
-                 seeds: Sequence[int], episodes: int, progress: bool
+                 args: argparse.Namespace, tmp: Path
                  ) -> tuple[EvaluationReport, dict[str, list[str]]]:
-    """Evaluate the heuristics and every learned file on ``scenario`` (same episodes)."""
+    """Evaluate the heuristics and every learned file on ``scenario`` (same episodes).
+
+    One ``evaluate`` call per policy: episodes depend only on the seeds and a policy's own
+    randomness only on its name (``ladts_policy.evaluate.policy_seed``), so this equals one
+    joint call, and each policy's result can be cached on its own (:func:`cache_key`): a
+    rerun evaluates only the policies (files) that are new or changed.
+    """
     members = {v.name: [member_name(v.name, i) for i in range(len(v.files))] for v in learned}
-    names = [n for v in learned for n in members[v.name]]
-    report = evaluate(scenario, policies=[*HEURISTICS, *names], seeds=seeds,
-                      episodes=episodes, show_progress=progress, custom=factories)
+    files = {member_name(v.name, i): f for v in learned for i, f in enumerate(v.files)}
+    scenario_file = with_horizon(scenario, args.horizon_s, tmp)
+    results: dict[str, PolicyResult] = {}
+    for name in [*HEURISTICS, *files]:
+        key = cache_key(display_path(scenario), args, name, files.get(name))
+        result = read_cache(args.cache, label, name, key)
+        if result is None:
+            custom = {name: factories[name]} if name in factories else None
+            report = evaluate(scenario_file, policies=[name], seeds=args.seeds,
+                              episodes=args.episodes, show_progress=not args.no_progress,
+                              custom=custom)
+            result = report.policies[name]
+            if len(result.episode_means_s) == len(args.seeds) * args.episodes:
+                write_cache(args.cache, label, name, key, result)
+        else:
+            print(f"  {name}: from the cache", flush=True)
+        results[name] = result
+    report = EvaluationReport(scenario=display_path(scenario), seeds=list(args.seeds),
+                              episodes=args.episodes, policies=with_greedy_ratio(results))
     return report, members
 
 
@@ -300,44 +329,39 @@ def target_notes(rows: Sequence[Row], heldout: bool, variant: str | None) -> str
     return "missed (" + ", ".join(missed) + ")"
 
 
-def cache_key(scenario: str, args: argparse.Namespace, learned: Sequence[Learned]) -> dict:
-    """What a cached scenario report must match to be reused: scenario, seeds, episodes,
-    horizon and every learned file (path, size, modification time)."""
-    files = {v.name: [[str(f), f.stat().st_size, f.stat().st_mtime_ns] for f in v.files]
-             for v in learned}
+def cache_key(scenario: str, args: argparse.Namespace, name: str, file: Path | None) -> dict:
+    """What a cached result must match to be reused: scenario, seeds, episodes, horizon,
+    the policy's name and its file (path, size, modification time)."""
+    ident = None if file is None else [str(file), file.stat().st_size, file.stat().st_mtime_ns]
     return {"scenario": scenario, "seeds": list(args.seeds), "episodes": args.episodes,
-            "horizon_s": args.horizon_s, "learned": files}
+            "horizon_s": args.horizon_s, "policy": name, "file": ident}
 
 
-def read_cache(folder: Path | None, label: str, key: dict
-               ) -> tuple[EvaluationReport, dict[str, list[str]]] | None:
-    """The cached report of ``label`` when its key matches, else None."""
-    path = None if folder is None else folder / f"{label}.json"
-    if path is None or not path.is_file():
+def _cache_file(folder: Path, label: str, name: str) -> Path:
+    return folder / label / f"{name.replace('/', '_')}.json"
+
+
+def read_cache(folder: Path | None, label: str, name: str, key: dict) -> PolicyResult | None:
+    """The cached result of policy ``name`` on ``label`` when its key matches, else None."""
+    if folder is None or not _cache_file(folder, label, name).is_file():
         return None
-    doc = json.loads(path.read_text())
+    doc = json.loads(_cache_file(folder, label, name).read_text())
     if doc.get("key") != key:
         return None
-    rep = doc["report"]
-    policies = {}
-    for name, entry in rep["policies"].items():
-        entry = {**entry, "ci95_s": tuple(entry["ci95_s"])}
-        if entry.get("vs_greedy_ci95") is not None:
-            entry["vs_greedy_ci95"] = tuple(entry["vs_greedy_ci95"])
-        policies[name] = PolicyResult(**entry)
-    return (EvaluationReport(rep["scenario"], rep["seeds"], rep["episodes"], policies),
-            doc["members"])
+    entry = {**doc["result"], "ci95_s": tuple(doc["result"]["ci95_s"]),
+             "vs_greedy": None, "vs_greedy_ci95": None}
+    return PolicyResult(**entry)
 
 
-def write_cache(folder: Path | None, label: str, key: dict, report: EvaluationReport,
-                members: dict[str, list[str]]) -> None:
-    """Keep one valid scenario's report, so a stopped run resumes after it."""
+def write_cache(folder: Path | None, label: str, name: str, key: dict,
+                result: PolicyResult) -> None:
+    """Keep one policy's result on one scenario, so a rerun skips it."""
     if folder is None:
         return
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"{label}.json").write_text(json.dumps(
-        {"key": key, "report": report.to_json_dict(with_episodes=True), "members": members},
-        indent=1) + "\n")
+    path = _cache_file(folder, label, name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    entry = dataclasses.asdict(result)
+    path.write_text(json.dumps({"key": key, "result": entry}) + "\n")
 
 
 def render_markdown(results: dict[str, list[Row]], heldout: set[str], learned: Sequence[Learned],
@@ -476,7 +500,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--exclude", default="",
                         help="comma-separated scenario names to leave out (e.g. k8s-edge-200)")
     parser.add_argument("--cache", type=Path, default=REPO / "runs" / "cluster-results",
-                        help="folder of per-scenario reports: a rerun with the same seeds, "
+                        help="folder of per-policy results: a rerun with the same seeds, "
                              "horizon and files reuses them (default: %(default)s)")
     parser.add_argument("--no-cache", action="store_true", help="neither read nor write it")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
@@ -529,30 +553,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         for scenario in scenarios:
             label = Path(scenario).stem if scenario.endswith((".yaml", ".yml")) else scenario
             print(f"== {label}", flush=True)
-            key = cache_key(display_path(scenario), args, learned)
-            cached = read_cache(args.cache, label, key)
-            if cached is not None:
-                report, members = cached
-                print(f"  (from {args.cache / (label + '.json')})", flush=True)
-            else:
-                try:
-                    report, members = run_scenario(
-                        with_horizon(scenario, args.horizon_s, tmp), learned, factories,
-                        args.seeds, args.episodes, not args.no_progress)
-                except Exception as exc:  # a policy erroring makes the whole run invalid
-                    print(f"invalid run: {label}: {type(exc).__name__}: {exc}",
-                          file=sys.stderr)
-                    return 1
+            try:
+                report, members = run_scenario(scenario, label, learned, factories, args, tmp)
+            except Exception as exc:  # a policy erroring makes the whole run invalid
+                print(f"invalid run: {label}: {type(exc).__name__}: {exc}", file=sys.stderr)
+                return 1
             reasons = invalid_reasons(report, len(args.seeds) * args.episodes)
             if reasons:
                 print(f"invalid run: {label}: " + "; ".join(reasons), file=sys.stderr)
                 return 1
-            if cached is None:
-                write_cache(args.cache, label, key, report, members)
             rows = summarise_scenario(report, learned, members)
             results[label] = rows
-            raw[label] = {**report.to_json_dict(with_episodes=True),
-                          "scenario": display_path(scenario), "members": members}
+            raw[label] = {**report.to_json_dict(with_episodes=True), "members": members}
             for r in rows:
                 print(f"  {r.policy:<24} seeds {r.seeds}  mean {r.mean_s:8.3f} s  vs greedy "
                       f"{fmt_ratio(r.vs_greedy):<26} vs residency-greedy "

@@ -49,12 +49,17 @@ def test_ci_small_run_writes_json_figure_and_its_own_section(tmp_path, docs):
         write_untrained_policy(tmp_path / f"u-s{seed}.onnx", policy_version=f"u-{seed}",
                                weights={"est_delay_s": weight})
     paper_before = (docs / "results.md").read_text().partition(BEGIN)[0]
+    means = []
     for attempt in range(2):  # a second run replaces the section, it does not add one
         result = run_script("--ci-small", "--learned", f"u={tmp_path}/u-s*.onnx",
                             "--docs", str(docs), "--cache", str(tmp_path / "cache"))
         assert result.returncode == 0, result.stderr[-3000:]
-        # The second run reuses both scenarios' reports (same seeds, horizon and files).
-        assert result.stdout.count("(from ") == 2 * attempt
+        # The second run reuses all 4 policies x 2 scenarios (same seeds, horizon, files).
+        assert result.stdout.count("from the cache") == 8 * attempt
+        doc = json.loads((docs / "results" / "cluster-k8s-edge.json").read_text())
+        means.append({s: {n: p["episode_means_s"] for n, p in v["policies"].items()}
+                      for s, v in doc["scenarios"].items()})
+    assert means[0] == means[1]
     page = (docs / "results.md").read_text()
     assert page.count(BEGIN) == page.count(END) == 1
     assert page.partition(BEGIN)[0] == paper_before  # the paper section is untouched
