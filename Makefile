@@ -45,12 +45,12 @@ paper-results: setup
 
 # The bundled default policy, ladts_policy/bundled/lad-ts.onnx (served by `ladts serve` and the
 # chart, `lad-ts` in `ladts evaluate`): train the cluster LAD-TS actor, export it. The recipe
-# (seed, trainer options) is the cluster trainer's (docs/training.md); override BUNDLED_TRAIN_ARGS.
+# (seed, trainer options: imitation of residency-greedy by default) is the cluster trainer's
+# (docs/training.md); override BUNDLED_TRAIN_ARGS.
 BUNDLED_TRAIN_ARGS ?= --scenario k8s-edge --algo lad-ts --seed 0
 bundled-policy: setup
 	$(BIN)/ladts train $(BUNDLED_TRAIN_ARGS) --out runs/bundled-policy
-	$(BIN)/ladts export runs/bundled-policy/final.pt \
-		--out policy/src/ladts_policy/bundled/lad-ts.onnx --policy-version lad-ts-bundled
+	$(BIN)/ladts export runs/bundled-policy/final.pt --out policy/src/ladts_policy/bundled/lad-ts.onnx
 
 # The k8s-edge tables of docs/results.md: greedy, residency-greedy and the trained cluster
 # policies (every training seed's ONNX file) on every k8s-edge preset and the held-out clusters
