@@ -58,9 +58,11 @@ bundled-policy: setup
 # Run directories of `ladts train --scenario k8s-edge` (docs/training.md); D2SAC from its
 # checkpoints (its ONNX export would start from the latent memory, not N(0, I)).
 CLUSTER_LEARNED ?= --learned 'lad-ts=runs/lad-ts-bc-s*/final.onnx' \
+	--learned 'lad-ts-bundled=policy/src/ladts_policy/bundled/lad-ts.onnx' \
 	--learned 'lad-ts-no-imitation=runs/lad-ts-s*/final.onnx' \
 	--learned 'd2sac=runs/d2sac-bc-s*/final.pt'
-CLUSTER_RESULTS_ARGS ?=
+# The committed run: 600-s episodes, k8s-edge-200 left out (the shared 2-core machine).
+CLUSTER_RESULTS_ARGS ?= --horizon-s 600 --exclude k8s-edge-200 --no-progress
 cluster-results: setup
 	$(BIN)/python benchmarks/cluster_results.py $(CLUSTER_LEARNED) $(CLUSTER_RESULTS_ARGS)
 
