@@ -285,10 +285,11 @@ def run_scenario(scenario: str, label: str, learned: Sequence[Learned],
     """
     members = {v.name: [member_name(v.name, i) for i in range(len(v.files))] for v in learned}
     files = {member_name(v.name, i): f for v in learned for i, f in enumerate(v.files)}
-    scenario_file = with_horizon(scenario, args.horizon_s, tmp)
+    horizon = horizon_for(label, args)
+    scenario_file = with_horizon(scenario, horizon, tmp)
     results: dict[str, PolicyResult] = {}
     for name in [*HEURISTICS, *files]:
-        key = cache_key(display_path(scenario), args, name, files.get(name))
+        key = cache_key(display_path(scenario), args, name, files.get(name), horizon)
         result = read_cache(args.cache, label, name, key)
         if result is None:
             custom = {name: factories[name]} if name in factories else None
@@ -329,12 +330,19 @@ def target_notes(rows: Sequence[Row], heldout: bool, variant: str | None) -> str
     return "missed (" + ", ".join(missed) + ")"
 
 
-def cache_key(scenario: str, args: argparse.Namespace, name: str, file: Path | None) -> dict:
+def horizon_for(label: str, args: argparse.Namespace) -> float | None:
+    """The episode horizon of a scenario: ``--horizon-s`` unless ``--keep-horizon`` names it."""
+    keep = {k for k in args.keep_horizon.split(",") if k}
+    return None if label in keep else args.horizon_s
+
+
+def cache_key(scenario: str, args: argparse.Namespace, name: str, file: Path | None,
+              horizon_s: float | None) -> dict:
     """What a cached result must match to be reused: scenario, seeds, episodes, horizon,
     the policy's name and its file (path, size, modification time)."""
     ident = None if file is None else [str(file), file.stat().st_size, file.stat().st_mtime_ns]
     return {"scenario": scenario, "seeds": list(args.seeds), "episodes": args.episodes,
-            "horizon_s": args.horizon_s, "policy": name, "file": ident}
+            "horizon_s": horizon_s, "policy": name, "file": ident}
 
 
 def _cache_file(folder: Path, label: str, name: str) -> Path:
@@ -372,6 +380,9 @@ def render_markdown(results: dict[str, list[Row]], heldout: set[str], learned: S
         learned[0].name if learned else None)
     horizon = ("each scenario's own horizon (one hour; 20 minutes for heldout-100-nodes)"
                if args.horizon_s is None else f"{args.horizon_s:g}-s episodes")
+    if args.horizon_s is not None and args.keep_horizon:
+        horizon += (" except " + ", ".join(k for k in args.keep_horizon.split(",") if k)
+                    + " (their own horizon: one hour)")
     lines = [
         f"Generated {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC by",
         "",
@@ -500,6 +511,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--episodes", type=int, default=1, help="episodes per seed")
     parser.add_argument("--horizon-s", type=float, default=None,
                         help="shorten every scenario to this many seconds of arrivals")
+    parser.add_argument("--keep-horizon", default="",
+                        help="comma-separated scenario names that keep their own horizon "
+                             "despite --horizon-s")
     parser.add_argument("--docs", type=Path, default=REPO / "docs",
                         help="docs folder: results.md and results/ (default: the repository's)")
     parser.add_argument("--ci-small", action="store_true",
