@@ -16,7 +16,9 @@ COPY pyproject.toml README.md ./
 COPY docker/runtime_requirements.py docker/
 COPY policy/src policy/src
 COPY operator/src operator/src
-# Dependencies first (the runtime set only), then ladts itself without resolving again.
+# Dependencies first (the runtime set only), then ladts itself without resolving again; the
+# wheel carries the bundled policy (ladts_policy/bundled/lad-ts.onnx), which `ladts serve`
+# loads by default.
 RUN python -m venv /opt/ladts \
  && python docker/runtime_requirements.py > /tmp/runtime-requirements.txt \
  && /opt/ladts/bin/pip install --requirement /tmp/runtime-requirements.txt \

@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install setup demo test lint unit e2e-binaries e2e bench figures paper-results clean manifests image-check
+.PHONY: install setup demo test lint unit e2e-binaries e2e bench figures paper-results cluster-results bundled-policy clean manifests image-check
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,31 @@ paper-results: setup
 		--variant 'lad-ts-extended@1=--algo lad-ts --state extended --lanes 20' \
 		--variant 'lad-ts-eps-softmax@5=--algo lad-ts --eps-softmax' \
 		--variant 'd2sac-eps-softmax@5=--algo d2sac --eps-softmax'
+
+# The bundled default policy, ladts_policy/bundled/lad-ts.onnx (served by `ladts serve` and the
+# chart, `lad-ts` in `ladts evaluate`): train the cluster LAD-TS actor, export it. The recipe
+# (seed, trainer options: imitation of residency-greedy by default) is the cluster trainer's
+# (docs/training.md); override BUNDLED_TRAIN_ARGS.
+BUNDLED_TRAIN_ARGS ?= --scenario k8s-edge --algo lad-ts --seed 0
+bundled-policy: setup
+	$(BIN)/ladts train $(BUNDLED_TRAIN_ARGS) --out runs/bundled-policy
+	$(BIN)/ladts export runs/bundled-policy/final.pt --out policy/src/ladts_policy/bundled/lad-ts.onnx
+
+# The k8s-edge tables of docs/results.md: greedy, residency-greedy and the trained cluster
+# policies (every training seed's ONNX file) on every k8s-edge preset and the held-out clusters
+# of benchmarks/scenarios/heldout/, held-out seeds 10000..10004 (benchmarks/cluster_results.py).
+# Run directories of `ladts train --scenario k8s-edge` (docs/training.md); D2SAC from its
+# checkpoints (its ONNX export would start from the latent memory, not N(0, I)).
+CLUSTER_LEARNED ?= --learned 'lad-ts=runs/lad-ts-bc-s*/final.onnx' \
+	--learned 'lad-ts-bundled=policy/src/ladts_policy/bundled/lad-ts.onnx' \
+	--learned 'lad-ts-no-imitation=runs/lad-ts-s*/final.onnx' \
+	--learned 'd2sac=runs/d2sac-bc-s*/final.pt'
+# The committed run: the presets over their hour, the held-out clusters over 600 s,
+# k8s-edge-200 left out (the shared 2-core machine).
+CLUSTER_RESULTS_ARGS ?= --horizon-s 600 --keep-horizon k8s-edge,k8s-edge-bursty,k8s-edge-busy \
+	--exclude k8s-edge-200 --no-progress
+cluster-results: setup
+	$(BIN)/python benchmarks/cluster_results.py $(CLUSTER_LEARNED) $(CLUSTER_RESULTS_ARGS)
 
 # Speed figures at a small size, so the scripts cannot rot (full-size runs: README, docs/).
 bench: setup e2e-binaries

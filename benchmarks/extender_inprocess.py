@@ -47,7 +47,8 @@ def main() -> int:
     print(f"{'nodes':>6} {'filter mean':>12} {'p99':>8} {'cpu':>8} "
           f"{'prioritize mean':>16} {'p99':>8} {'cpu':>8}")
     for count in (int(x) for x in args.nodes.split(",")):
-        rt = build_runtime(ServeSettings(trace_path=args.trace_path),
+        # The heuristic scorer, as measured in docs/serving.md (not the bundled policy).
+        rt = build_runtime(ServeSettings(policy="none", trace_path=args.trace_path),
                            profiles=config.gpu_profiles)
         nodes = scaled_nodes(config, count)
         populate(rt.state, config, seed=args.seed, nodes=nodes)

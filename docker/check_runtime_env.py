@@ -4,7 +4,8 @@ Creates a clean venv, installs what the Dockerfile's runtime stage installs (the
 docker/runtime_requirements.py, then ladts with --no-deps), and checks in it:
 torch and matplotlib are absent, ``pip check`` finds nothing but the deliberately excluded
 core requirements, ``import ladts_operator`` works,
-``ladts --help`` runs, and ``ladts serve --help`` runs once the serve command exists.
+``ladts --help`` runs, ``ladts serve --help`` runs once the serve command exists, and the
+bundled policy (``ladts_policy/bundled/lad-ts.onnx``, package data) is installed and loads.
 Prints the installed size per distribution. Exits non-zero when any check fails.
 
     python docker/check_runtime_env.py [--venv DIR]   (needs the package index; pip's cache helps)
@@ -27,6 +28,15 @@ from runtime_requirements import EXCLUDED, runtime_requirements
 REPO = Path(__file__).resolve().parents[1]
 #: Modules that must not be importable in the runtime environment.
 ABSENT = ("torch", "matplotlib")
+
+BUNDLED = r"""
+from ladts_policy.bundled import bundled_policy_path
+from ladts_policy.onnx_eval import check_policy_file
+path = bundled_policy_path()
+info = check_policy_file(path)
+print(f"{path.name} {path.stat().st_size / 2**20:.2f} MiB, version {info.policy_version}, "
+      f"trained on {info.training_scenario}: loads with onnxruntime")
+"""
 
 SIZES = r"""
 import json, importlib.metadata as md, pathlib
@@ -95,6 +105,13 @@ def check(venv_dir: Path) -> list[str]:
             failures.append(f"ladts serve --help: {serve.stderr.strip()[-500:]}")
         else:
             print("ladts serve --help: ok (torch and matplotlib absent)")
+    # The bundled default policy is package data of the installed ladts and loads with
+    # onnxruntime alone (the chart serves it by default).
+    bundled = run([str(py), "-c", BUNDLED], venv_dir, check=False)
+    if bundled.returncode != 0:
+        failures.append(f"bundled policy: {bundled.stderr.strip()[-800:]}")
+    else:
+        print(f"bundled policy: {bundled.stdout.strip()}")
     sizes: dict[str, int] = json.loads(run([str(py), "-c", SIZES], venv_dir).stdout)
     site = next((venv_dir / "lib").glob("python3*/site-packages"))
     print(f"\ninstalled size: site-packages {directory_size(site) / 2**20:.1f} MiB, "

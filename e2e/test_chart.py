@@ -176,7 +176,7 @@ def test_serve_container_settings(default_objects: list[dict[str, Any]]) -> None
     settings = chart_serve_settings(default_objects)
     assert settings["host"] == "127.0.0.1"
     assert settings["port"] == 8888
-    assert settings["policy"] == "none"
+    assert settings["policy"] == "bundled"  # the LAD-TS policy shipped in the image
     assert "prometheus_url" not in settings
     probe = chart_container(default_objects, "ladts")["readinessProbe"]
     assert "127.0.0.1:8888/readyz" in " ".join(probe["exec"]["command"])
@@ -204,6 +204,13 @@ def test_serve_settings_with_policy_and_prometheus(helm: Path) -> None:
     assert mounts["policy"] == "/etc/ladts/policy"  # a directory: ConfigMap updates arrive
 
 
+def test_serve_settings_heuristic_without_the_bundled_policy(helm: Path) -> None:
+    objects = parse_objects(render_chart({"serve": {"policy": {"bundled": False}}}, helm=helm))
+    assert chart_serve_settings(objects)["policy"] == "none"
+    mounts = {m["name"] for m in chart_container(objects, "ladts")["volumeMounts"]}
+    assert "policy" not in mounts
+
+
 def test_local_serve_command(default_objects: list[dict[str, Any]], tmp_path: Path) -> None:
     """e2e runs `ladts serve` with the chart's arguments and settings, local paths swapped in."""
     path = tmp_path / "settings.yaml"
@@ -229,7 +236,10 @@ def test_serve_settings_load_in_ladts_serve(helm: Path, tmp_path: Path, full: bo
     path.write_text(yaml.safe_dump(settings), encoding="utf-8")
     loaded = settings_module.load_settings(argparse.Namespace(config=str(path)), env={})
     assert loaded.host == "127.0.0.1" and loaded.port == 8888
-    assert loaded.policy_path == (Path("/etc/ladts/policy/policy.onnx") if full else None)
+    if full:
+        assert loaded.policy_path == Path("/etc/ladts/policy/policy.onnx")
+    else:  # the bundled policy, from the installed package
+        assert loaded.uses_bundled_policy and loaded.policy_path.name == "lad-ts.onnx"
 
 
 @pytest.mark.parametrize(

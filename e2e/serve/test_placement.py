@@ -99,7 +99,8 @@ def placement_cluster(core_v1: client.CoreV1Api, e2e_workdir: Path,
                             "message": "e2e"}]}})
     for i in range(3):  # the known queue on p-4090 (bound at creation)
         core_v1.create_namespaced_pod(ns, aigc_pod(f"queued-{i}", "sdxl", 50, node="p-4090"))
-    serve: Serve = serve_factory("--namespace", ns, port=free_port())
+    # The heuristic these cases are worked out for (not the bundled policy, the default).
+    serve: Serve = serve_factory("--namespace", ns, "--policy", "none", port=free_port())
     config = {
         "apiVersion": "kubescheduler.config.k8s.io/v1",
         "kind": "KubeSchedulerConfiguration",

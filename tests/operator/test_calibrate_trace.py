@@ -29,7 +29,8 @@ def record_trace(path: Path, *, seed: int, duration_s: float, rate: float,
     """Drive the extender with Poisson arrivals (``bursts``: (start, end, rate) overrides)."""
     config = load_scenario("k8s-edge").cluster
     clock = {"t": T0}
-    rt = build_runtime(ServeSettings(trace_path=str(path), heuristic=heuristic),
+    # The heuristic named (not the bundled policy, the serving default) places the pods.
+    rt = build_runtime(ServeSettings(policy="none", trace_path=str(path), heuristic=heuristic),
                        profiles=config.gpu_profiles)
     rt.state.clock = lambda: clock["t"]
     rt.extender.clock = lambda: clock["t"]

@@ -26,7 +26,7 @@ T0 = 1_000_000.0
 def offline():
     config = load_scenario("k8s-edge").cluster
     clock = {"t": T0}
-    rt = build_runtime(ServeSettings(), profiles=config.gpu_profiles)
+    rt = build_runtime(ServeSettings(policy="none"), profiles=config.gpu_profiles)
     rt.state.clock = lambda: clock["t"]
     rt.extender.clock = lambda: clock["t"]
     nodes = populate(rt.state, config, seed=0, now=T0, nodes=scaled_nodes(config, 12))

@@ -115,8 +115,8 @@ def test_completion_teaches_the_corrector():
 @pytest.mark.asyncio
 async def test_http_endpoints_and_trace(tmp_path):
     trace = tmp_path / "trace.jsonl"
-    rt = build_runtime(ServeSettings(trace_path=str(trace), max_body_bytes=4096),
-                       profiles=PROFILES)
+    rt = build_runtime(ServeSettings(policy="none", trace_path=str(trace),
+                                     max_body_bytes=4096), profiles=PROFILES)
     for n in ("a", "b", "a"):  # the repeated node writes no second `node` record
         rt.state.upsert_node(parse_node(node(n)))
     app = build_app(rt.extender, OfflineBinder(rt.state), rt.ready)
@@ -141,13 +141,13 @@ async def test_http_endpoints_and_trace(tmp_path):
         resp = await client.post("/bind", data=b"{}")
         assert resp.status == 400
         metrics = await (await client.get("/metrics")).text()
-        scorer = "heuristic:residency-greedy"  # the default (the serving fallback)
+        scorer = "heuristic:residency-greedy"  # the default heuristic (the serving fallback)
         expected = f'ladts_decisions_total{{node="{chosen}",scorer="{scorer}"}} 1.0'
         assert expected in metrics
         assert 'ladts_extender_request_duration_seconds_count{code="4xx",verb="filter"} 1.0' \
             in metrics
-        assert (f'ladts_policy_info{{scorer="{scorer}",version="residency-greedy"}} 1.0'
-                in metrics)
+        assert (f'ladts_policy_info{{scorer="{scorer}",source="heuristic",'
+                f'version="residency-greedy"}} 1.0' in metrics)
         debug = await (await client.get("/debug/state")).json()
         assert debug["decisions"][-1]["chosen"] == chosen
         assert debug["nodes"][chosen]["queue"] == ["u-http"]

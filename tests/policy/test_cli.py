@@ -51,12 +51,12 @@ def test_evaluate_writes_documented_json_and_plot(tiny, tmp_path, capsys):
     assert "greedy" in capsys.readouterr().out
 
 
-def test_evaluate_default_policies_are_those_that_apply(tiny, tmp_path):
+def test_evaluate_default_policies_are_those_that_apply(tiny, tmp_path, bundled_export):
     out = tmp_path / "r.json"
     assert main(["evaluate", "--scenario", str(tiny), "--seeds", "1", "--json", str(out),
                  "--no-progress"]) == 0
     names = set(json.loads(out.read_text())["policies"])
-    assert "spread" in names and "local" not in names
+    assert "spread" in names and "lad-ts" in names and "local" not in names
 
 
 @pytest.mark.parametrize(("argv", "message"), [
@@ -85,8 +85,10 @@ def test_scenarios_lists_presets_and_validates_files(tiny, tmp_path, capsys):
     assert "tiny.yaml: ok" in report and "unknown GPU profile 'rtx-9999'" in report
 
 
-def test_demo_writes_report_files(tmp_path, capsys):
+def test_demo_writes_report_files(tmp_path, capsys, bundled_export):
     assert main(["demo", "--out", str(tmp_path), "--episodes", "1", "--no-progress"]) == 0
     doc = json.loads((tmp_path / "demo.json").read_text())
     assert doc["scenario"] == "k8s-edge" and len(doc["seeds"]) >= 5
+    # The bundled policy beside the baselines.
+    assert {"greedy", "residency-greedy", "lad-ts"} <= set(doc["policies"])
     assert (tmp_path / "demo.png").exists()

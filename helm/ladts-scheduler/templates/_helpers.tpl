@@ -74,7 +74,8 @@ app.kubernetes.io/component: scheduler
 {{- include "ladts.image" (dict "image" .Values.serve.image "tag" (.Values.serve.image.tag | default .Chart.AppVersion)) }}
 {{- end }}
 
-{{/* Name of the ConfigMap holding the ONNX policy, empty when the heuristic is served. */}}
+{{/* Name of the ConfigMap holding the ONNX policy, empty when the bundled policy (or, with
+serve.policy.bundled false, the heuristic) is served. */}}
 {{- define "ladts.policyConfigMap" -}}
 {{- if .Values.serve.policy.configMapName }}
 {{- .Values.serve.policy.configMapName }}
@@ -105,7 +106,7 @@ Every setting the chart controls is here, so a renamed flag touches this one tem
   "host" .Values.serve.listenAddress
   "port" (int .Values.serve.port)
   "heuristic" .Values.serve.heuristic
-  "policy" "none"
+  "policy" (ternary "bundled" "none" (ne .Values.serve.policy.bundled false))
   "policy_threads" (int .Values.serve.policy.threads)
   "policy_poll_s" .Values.serve.policy.pollSeconds
   "debug_decisions" (int .Values.serve.debugDecisions)

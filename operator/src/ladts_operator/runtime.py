@@ -26,11 +26,20 @@ from ladts_operator.trace import (
     read_records,
     restore_corrector,
 )
+from ladts_policy.bundled import BundledPolicyMissing, bundled_policy_path
 from ladts_policy.service_estimate import ServiceTimeCorrector
 from ladts_policy.sim.cluster_config import GpuProfile
 from ladts_policy.sim.cluster_schema import builtin_gpu_profiles, parse_profiles_document, read_yaml
 
 log = logging.getLogger(__name__)
+
+
+def _check_bundled() -> None:
+    """Raise PolicyLoadError naming the regenerating command if the bundled file is absent."""
+    try:
+        bundled_policy_path()
+    except BundledPolicyMissing as exc:
+        raise PolicyLoadError(str(exc)) from None
 
 
 def load_profiles(path: str | None) -> dict[str, GpuProfile]:
@@ -60,10 +69,13 @@ class PolicyManager:
             return
         if self.onnx is None:
             try:
+                if self.settings.uses_bundled_policy:
+                    _check_bundled()
                 self.onnx = OnnxScorer(path, threads=self.settings.policy_threads,
                                        noise_seed=self.settings.noise_seed)
                 self.last_error = None
-                log.info("policy %s loaded, version %s", path, self.onnx.version)
+                log.info("policy %s loaded (%s), version %s", path, self.source,
+                         self.onnx.version)
             except PolicyLoadError as exc:
                 if str(exc) != self.last_error:
                     self.extender.telemetry.policy_load_failures.inc()
@@ -79,16 +91,25 @@ class PolicyManager:
                 self._counted_failures = self.onnx.load_failures
         self._publish()
 
+    @property
+    def source(self) -> str:
+        """Where the served policy comes from: ``bundled``, ``file`` or ``heuristic``."""
+        if self.onnx is None:
+            return "heuristic"
+        return "bundled" if self.settings.uses_bundled_policy else "file"
+
     def _publish(self) -> None:
         scorer = self.onnx if self.onnx is not None else self.extender.fallback
         self.extender.scorer = scorer
-        self.extender.telemetry.set_policy(scorer.name, scorer.version)
+        self.extender.telemetry.set_policy(scorer.name, scorer.version, self.source)
 
     def status(self) -> str:
         """One line for /readyz."""
         if self.onnx is not None:
             extra = f" (last reload failed: {self.last_error})" if self.last_error else ""
-            return f"serving ONNX policy {self.onnx.version}{extra}"
+            origin = ("the bundled policy" if self.source == "bundled"
+                      else f"policy file {self.onnx.path}")
+            return f"serving ONNX policy {self.onnx.version} from {origin}{extra}"
         why = f"; policy not loaded: {self.last_error}" if self.last_error else "; no policy"
         return f"serving heuristic {self.extender.fallback.heuristic}{why}"
 

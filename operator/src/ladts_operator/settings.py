@@ -23,6 +23,8 @@ from typing import Any
 
 import yaml
 
+from ladts_policy import bundled
+
 ENV_PREFIX = "LADTS_"
 """Prefix of the environment variables."""
 
@@ -47,9 +49,11 @@ class ServeSettings:
     port: int = 8888
     """Port of the extender HTTP server (urlPrefix of the scheduler's extender entry)."""
 
-    policy: str | None = None
+    policy: str | None = "bundled"
     """ONNX policy file (a ConfigMap mount works: it is reloaded when the file or its
-    symlink changes); unset or 'none': serve the heuristic scorer."""
+    symlink changes); 'bundled' (the default): the LAD-TS policy shipped in the package,
+    ladts_policy/bundled/lad-ts.onnx; 'none' (or null): serve the heuristic scorer. A policy
+    that does not load (a missing bundled file included) is logged and the heuristic served."""
 
     heuristic: str = "residency-greedy"
     """Heuristic of ladts_policy.baselines served when no policy is loaded (and named by
@@ -155,10 +159,21 @@ class ServeSettings:
 
     @property
     def policy_path(self) -> Path | None:
-        """The policy file, None when no policy is configured."""
+        """The policy file, None when no policy is configured.
+
+        'bundled' is the package's file whether or not it exists (a missing one fails to
+        load like any other policy file, so the heuristic is served and the error shown).
+        """
         if self.policy is None or self.policy.strip().lower() in ("", "none"):
             return None
+        if self.uses_bundled_policy:
+            return bundled.bundled_policy_file()
         return Path(self.policy)
+
+    @property
+    def uses_bundled_policy(self) -> bool:
+        """Whether the policy setting selects the bundled policy."""
+        return self.policy is not None and bundled.is_bundled_name(self.policy)
 
 
 @cache

@@ -43,8 +43,10 @@ class Telemetry:
         self.metrics_poll_errors = Counter(
             "ladts_prometheus_poll_errors_total", "Failed Prometheus polls.", registry=r)
         self.policy_info = Gauge(
-            "ladts_policy_info", "The scorer in use (value 1) with its version.",
-            ["scorer", "version"], registry=r)
+            "ladts_policy_info",
+            "The scorer in use (value 1) with its version and source (bundled: the policy "
+            "shipped in the package; file: a policy file; heuristic: no policy loaded).",
+            ["scorer", "version", "source"], registry=r)
         self.policy_load_failures = Counter(
             "ladts_policy_load_failures_total",
             "Policy files that failed to load or validate (the running policy was kept).",
@@ -55,10 +57,10 @@ class Telemetry:
         self.trace_records = Counter(
             "ladts_trace_records_total", "Trace records written, by kind.", ["kind"], registry=r)
 
-    def set_policy(self, scorer: str, version: str) -> None:
-        """Show exactly one scorer/version pair."""
+    def set_policy(self, scorer: str, version: str, source: str = "heuristic") -> None:
+        """Show exactly one scorer/version/source triple."""
         self.policy_info.clear()
-        self.policy_info.labels(scorer=scorer, version=version).set(1)
+        self.policy_info.labels(scorer=scorer, version=version, source=source).set(1)
 
     def render(self) -> bytes:
         """The text exposition format."""

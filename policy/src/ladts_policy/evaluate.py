@@ -243,13 +243,18 @@ def policy_seed(name: str) -> int:
 PAPER_ONLY = frozenset({"local", "size-greedy"})
 """Heuristics that need the paper's notion of a local server or its task sizes."""
 
-CLUSTER_ONLY = frozenset({"spread", "residency-greedy", "rollout"})
-"""Heuristics that need resource requests (kube-scheduler's view); uniform on ``paper``."""
+LEARNED_POLICY = "lad-ts"
+"""The bundled cluster policy (``ladts_policy/bundled/lad-ts.onnx``) as an evaluation policy."""
 
-HEURISTIC_ORDER = ("greedy", "residency-greedy", "size-greedy", "least-queue",
+CLUSTER_ONLY = frozenset({"spread", "residency-greedy", "rollout", LEARNED_POLICY})
+"""Policies that need the cluster's view (resource requests, node feature rows); uniform or
+meaningless on ``paper``, whose servers have no feature rows of ``ladts_policy.features``."""
+
+HEURISTIC_ORDER = ("greedy", "residency-greedy", LEARNED_POLICY, "size-greedy", "least-queue",
                    "capacity-weighted", "spread", "round-robin", "random", "local")
-"""Default evaluation order: the reference (greedy) first, then roughly best to worst.
-``rollout`` is left out (about a thousand times slower); name it in ``--policies``."""
+"""Default evaluation order: the reference (greedy) first, then roughly best to worst, the
+bundled learned policy beside the heuristics it must beat. ``rollout`` is left out (about a
+thousand times slower); name it in ``--policies``."""
 
 
 def default_policies(kind: str) -> list[str]:
@@ -259,9 +264,17 @@ def default_policies(kind: str) -> list[str]:
 
 
 def build_policy(name: str) -> SchedulingPolicy:
-    """A registered heuristic by name, or an ONNX policy file (a name ending in ``.onnx``)."""
+    """A heuristic by name, ``lad-ts`` (the bundled ONNX policy) or an ONNX policy file.
+
+    Raises:
+        ladts_policy.bundled.BundledPolicyMissing: ``lad-ts`` in a checkout without the
+            bundled file (the message names the command that regenerates it).
+    """
+    from ladts_policy.bundled import bundled_policy_path
     from ladts_policy.onnx_eval import OnnxEvalPolicy, is_policy_file
 
+    if name == LEARNED_POLICY:
+        return OnnxEvalPolicy(bundled_policy_path(), name=LEARNED_POLICY)
     if is_policy_file(name):
         return OnnxEvalPolicy(Path(name))
     return make_policy(name)
@@ -299,6 +312,10 @@ def evaluate(
     unknown_here = [n for n in names if spec.kind != "paper" and n in PAPER_ONLY]
     if unknown_here:
         raise ValueError(f"policies {unknown_here} apply to the 'paper' scenario kind only")
+    cluster_here = [n for n in names if spec.kind == "paper" and n == LEARNED_POLICY]
+    if cluster_here:
+        raise ValueError(f"policy {LEARNED_POLICY!r} is the cluster policy: it applies to "
+                         "k8s-edge scenarios only (paper servers have no feature rows)")
     custom = custom or {}
     built = {name: custom[name]() if name in custom else build_policy(name)
              for name in names}  # fail fast on unknown names

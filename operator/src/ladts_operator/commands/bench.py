@@ -36,8 +36,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--duration", type=float, default=5.0,
                         help="seconds of requests per node count and scorer (default 5)")
     parser.add_argument("--scorers", default="heuristic,onnx",
-                        help="heuristic and/or onnx (an untrained policy of the contract's "
-                             "shape, built with onnx.helper); default both")
+                        help="heuristic, onnx (an untrained policy of the contract's shape, "
+                             "built with onnx.helper) and/or bundled (the bundled LAD-TS "
+                             "policy, ladts_policy/bundled/lad-ts.onnx); default "
+                             "heuristic,onnx")
     parser.add_argument("--scenario", default="k8s-edge", help="scenario preset or file")
     parser.add_argument("--seed", type=int, default=0, help="seed of queues and pods")
     parser.add_argument("--json", metavar="FILE", help="also write the table as JSON")
@@ -156,11 +158,19 @@ def run(args: argparse.Namespace) -> int:
 
     counts = [int(x) for x in args.nodes.split(",") if x.strip()]
     scorers = [s.strip() for s in args.scorers.split(",") if s.strip()]
-    bad = set(scorers) - {"heuristic", "onnx"}
+    bad = set(scorers) - {"heuristic", "onnx", "bundled"}
     if bad or not counts or min(counts) < 1:
         print(f"ladts bench: bad --scorers {sorted(bad)} or --nodes {args.nodes}",
               file=sys.stderr)
         return 2
+    if "bundled" in scorers:
+        from ladts_policy.bundled import BundledPolicyMissing, bundled_policy_path
+
+        try:
+            bundled_policy_path()
+        except BundledPolicyMissing as exc:
+            print(f"ladts bench: {exc}", file=sys.stderr)
+            return 2
     config = load_scenario(args.scenario).cluster
     ctx = mp.get_context("spawn")
     rows = []
@@ -177,9 +187,9 @@ def run(args: argparse.Namespace) -> int:
             names = [n.name for n in scaled_nodes(config, count)]
             for scorer in scorers:
                 q = ctx.Queue()
+                policy = {"onnx": policy_file, "bundled": "bundled"}.get(scorer)
                 proc = ctx.Process(target=_serve, daemon=True, args=(
-                    args.scenario, count, args.seed,
-                    policy_file if scorer == "onnx" else None, q))
+                    args.scenario, count, args.seed, policy, q))
                 proc.start()
                 try:
                     port, served = q.get(timeout=120)

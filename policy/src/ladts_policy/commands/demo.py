@@ -1,8 +1,9 @@
 """``ladts demo``: the embedded default job, runnable without a cluster.
 
 It evaluates every scheduler that applies to the ``k8s-edge`` preset (a heterogeneous
-Jetson / RTX edge cluster) on five held-out seeds, prints the table, and writes a JSON
-report and a PNG figure.
+Jetson / RTX edge cluster), the bundled LAD-TS policy (``lad-ts``,
+``ladts_policy/bundled/lad-ts.onnx``) beside the heuristic baselines, on five held-out seeds,
+prints the table, and writes a JSON report and a PNG figure.
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ DEMO_SCENARIO = "k8s-edge"
 
 DEMO_EPISODES = 1
 """Episodes per held-out seed: 5 seeds x 1 one-hour episode of every heuristic take about
-50 s on 2 cores (the v2 simulator projects each node's queue for the scheduler's view);
-``--episodes 4`` narrows the intervals in about 3.5 min."""
+50 s on 2 quiet cores (the v2 simulator projects each node's queue for the scheduler's view);
+``lad-ts`` adds its ~18,000 decisions through feature encoding and onnxruntime, 20-30 s at
+the 700-850 decisions/s measured on the shared machine; ``--episodes 4`` narrows the
+intervals in about 4x the time."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -21,10 +21,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scenario", required=True,
                         help="preset name (see `ladts scenarios`) or a scenario YAML file")
     parser.add_argument("--policies", type=csv_list, default=None,
-                        help="comma-separated heuristic names, ONNX policy files (*.onnx) or "
+                        help="comma-separated heuristic names, lad-ts (the bundled cluster "
+                             "policy), ONNX policy files (*.onnx) or "
                              "trained checkpoints (a path such as runs/x/final.pt: argmax "
                              "actions; add @sample to sample them; needs the train extra) "
-                             "(default: all heuristics that apply)")
+                             "(default: all heuristics that apply and, on k8s-edge "
+                             "scenarios, lad-ts)")
     parser.add_argument("--seeds", type=seed_list, default=list(DEFAULT_EVAL_SEEDS),
                         help="held-out seeds, list or range (default: %(default)s)")
     parser.add_argument("--episodes", type=int, default=1,
