@@ -1,8 +1,8 @@
 # syntax=docker/dockerfile:1
 # Two-stage venv images (kopf's pattern). Targets:
-#   runtime  – `ladts serve` and the CLI without torch or matplotlib: what runs beside
+#   runtime  – `ladts serve` and the CLI without torch, matplotlib or numba: what runs beside
 #              kube-scheduler in the chart's pod (helm/ladts-scheduler)
-#   trainer  – adds torch and matplotlib for offline training (`--target trainer`), e.g. as a
+#   trainer  – adds torch, matplotlib and numba for offline training (`--target trainer`), e.g. as a
 #              Kubernetes Job
 #   docker build --target runtime -t REGISTRY/ladts:0.1.0 .
 # The runtime dependency set is printed by docker/runtime_requirements.py and checked without

@@ -2,7 +2,7 @@
 
 Creates a clean venv, installs what the Dockerfile's runtime stage installs (the set from
 docker/runtime_requirements.py, then ladts with --no-deps), and checks in it:
-torch and matplotlib are absent, ``pip check`` finds nothing but the deliberately excluded
+torch, matplotlib and numba are absent, ``pip check`` finds nothing but the deliberately excluded
 core requirements, ``import ladts_operator`` works,
 ``ladts --help`` runs, ``ladts serve --help`` runs once the serve command exists, and the
 bundled policy (``ladts_policy/bundled/lad-ts.onnx``, package data) is installed and loads.
@@ -27,7 +27,7 @@ from runtime_requirements import EXCLUDED, runtime_requirements
 
 REPO = Path(__file__).resolve().parents[1]
 #: Modules that must not be importable in the runtime environment.
-ABSENT = ("torch", "matplotlib")
+ABSENT = ("torch", "matplotlib", "numba")
 
 BUNDLED = r"""
 from ladts_policy.bundled import bundled_policy_path
@@ -104,7 +104,7 @@ def check(venv_dir: Path) -> list[str]:
         elif serve.returncode != 0 or "--prometheus-url" not in serve.stdout:
             failures.append(f"ladts serve --help: {serve.stderr.strip()[-500:]}")
         else:
-            print("ladts serve --help: ok (torch and matplotlib absent)")
+            print("ladts serve --help: ok (torch, matplotlib and numba absent)")
     # The bundled default policy is package data of the installed ladts and loads with
     # onnxruntime alone (the chart serves it by default).
     bundled = run([str(py), "-c", BUNDLED], venv_dir, check=False)
