@@ -47,10 +47,12 @@ paper-results: setup
 # chart, `lad-ts` in `ladts evaluate`): train the cluster LAD-TS actor, export it. The recipe
 # (seed, trainer options: imitation of residency-greedy by default) is the cluster trainer's
 # (docs/training.md); override BUNDLED_TRAIN_ARGS.
-BUNDLED_TRAIN_ARGS ?= --scenario k8s-edge --algo lad-ts --seed 0
+BUNDLED_TRAIN_ARGS ?= --scenario k8s-edge --algo lad-ts --imitate residency-greedy --seed 0
+BUNDLED_CREATED ?= 2026-11-30T00:00:00Z
 bundled-policy: setup
 	$(BIN)/ladts train $(BUNDLED_TRAIN_ARGS) --out runs/bundled-policy
-	$(BIN)/ladts export runs/bundled-policy/final.pt --out policy/src/ladts_policy/bundled/lad-ts.onnx
+	$(BIN)/ladts export runs/bundled-policy/final.pt --out policy/src/ladts_policy/bundled/lad-ts.onnx \
+		--created $(BUNDLED_CREATED)
 
 # The k8s-edge tables of docs/results.md: greedy, residency-greedy and the trained cluster
 # policies (every training seed's ONNX file) on every k8s-edge preset and the held-out clusters

@@ -32,7 +32,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as dt
+import functools
 import glob
+import hashlib
 import json
 import math
 import shlex
@@ -336,13 +338,39 @@ def horizon_for(label: str, args: argparse.Namespace) -> float | None:
     return None if label in keep else args.horizon_s
 
 
+@functools.cache
+def code_digest() -> str:
+    """SHA-256 (16 hex) of the ``ladts_policy`` sources: a cached result of older simulator,
+    baseline or evaluation code is not reused."""
+    import ladts_policy
+
+    root = Path(ladts_policy.__file__).parent
+    digest = hashlib.sha256()
+    for source in sorted(root.rglob("*.py")):
+        digest.update(source.relative_to(root).as_posix().encode())
+        digest.update(source.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def scenario_digest(scenario: str) -> str:
+    """SHA-256 (16 hex) of the scenario document (a file, or a preset of the package)."""
+    import ladts_policy
+
+    path = Path(scenario)
+    if not path.is_file():
+        path = Path(ladts_policy.__file__).parent / "scenarios" / f"{scenario}.yaml"
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16] if path.is_file() else ""
+
+
 def cache_key(scenario: str, args: argparse.Namespace, name: str, file: Path | None,
               horizon_s: float | None) -> dict:
-    """What a cached result must match to be reused: scenario, seeds, episodes, horizon,
-    the policy's name and its file (path, size, modification time)."""
+    """What a cached result must match to be reused: scenario (name and content), seeds,
+    episodes, horizon, the policy's name and its file (path, size, modification time), and
+    the ``ladts_policy`` code that produced it."""
     ident = None if file is None else [str(file), file.stat().st_size, file.stat().st_mtime_ns]
-    return {"scenario": scenario, "seeds": list(args.seeds), "episodes": args.episodes,
-            "horizon_s": horizon_s, "policy": name, "file": ident}
+    return {"scenario": scenario, "scenario_sha256": scenario_digest(scenario),
+            "code_sha256": code_digest(), "seeds": list(args.seeds),
+            "episodes": args.episodes, "horizon_s": horizon_s, "policy": name, "file": ident}
 
 
 def _cache_file(folder: Path, label: str, name: str) -> Path:
@@ -535,6 +563,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         args.cache = None
     if any(s < DEFAULT_EVAL_SEEDS[0] for s in args.seeds):
         parser.error("evaluation seeds start at 10000 (training uses the seeds below)")
+    if not args.learned:
+        parser.error("no --learned policy: the section would hold the baselines only")
     return args
 
 

@@ -28,13 +28,13 @@ class FakeCore:
     def create_namespaced_binding(self, ns: str, body: Any, **_: Any) -> None:
         self.calls.append(("binding", body.metadata.name))
 
-    def patch_namespaced_pod(self, name: str, ns: str, body: Any) -> None:
+    def patch_namespaced_pod(self, name: str, ns: str, body: Any, **_: Any) -> None:
         self.release.wait(10)
         if self.fail_patch:
             raise RuntimeError("apiserver said no")
         self.calls.append(("patch", name))
 
-    def create_namespaced_event(self, ns: str, event: Any) -> None:
+    def create_namespaced_event(self, ns: str, event: Any, **_: Any) -> None:
         self.calls.append(("event", event.involved_object.name))
 
 
@@ -103,3 +103,24 @@ async def test_no_record_without_write_decision() -> None:
     await b.drain(5)
     assert core.calls == [("binding", "p")]
     assert b.pending == 0
+
+
+@pytest.mark.asyncio
+async def test_drain_that_times_out_drops_the_records_not_started() -> None:
+    core = FakeCore()  # every patch blocks until released
+    b, t = binder(core)
+    for name in ("a", "b", "c"):
+        await b.bind(args(name), "{}")
+    await b.drain(0.2)  # two records hold the pool's two threads; "c" never started
+    for _ in range(100):
+        if records(t, "dropped") == 1:
+            break
+        await asyncio.sleep(0.01)
+    assert records(t, "dropped") == 1
+    core.release.set()
+    for _ in range(500):
+        if records(t, "ok") == 2:
+            break
+        await asyncio.sleep(0.01)
+    assert (records(t, "ok"), records(t, "error"), records(t, "dropped")) == (2, 0, 1)
+    assert ("patch", "c") not in core.calls

@@ -50,16 +50,19 @@ def test_ci_small_run_writes_json_figure_and_its_own_section(tmp_path, docs):
                                weights={"est_delay_s": weight})
     paper_before = (docs / "results.md").read_text().partition(BEGIN)[0]
     means = []
-    for attempt in range(2):  # a second run replaces the section, it does not add one
+    # A second run replaces the section (it does not add one) and reuses all 4 policies x 2
+    # scenarios from the cache; a third evaluates again without it and must agree.
+    for cache_args, from_cache in ((["--cache", str(tmp_path / "cache")], 0),
+                                   (["--cache", str(tmp_path / "cache")], 8),
+                                   (["--no-cache"], 0)):
         result = run_script("--ci-small", "--learned", f"u={tmp_path}/u-s*.onnx",
-                            "--docs", str(docs), "--cache", str(tmp_path / "cache"))
+                            "--docs", str(docs), *cache_args)
         assert result.returncode == 0, result.stderr[-3000:]
-        # The second run reuses all 4 policies x 2 scenarios (same seeds, horizon, files).
-        assert result.stdout.count("from the cache") == 8 * attempt
+        assert result.stdout.count("from the cache") == from_cache
         doc = json.loads((docs / "results" / "cluster-k8s-edge.json").read_text())
         means.append({s: {n: p["episode_means_s"] for n, p in v["policies"].items()}
                       for s, v in doc["scenarios"].items()})
-    assert means[0] == means[1]
+    assert means[0] == means[1] == means[2]
     page = (docs / "results.md").read_text()
     assert page.count(BEGIN) == page.count(END) == 1
     assert page.partition(BEGIN)[0] == paper_before  # the paper section is untouched
@@ -101,3 +104,12 @@ def test_a_pattern_that_matches_nothing_is_invalid(tmp_path, docs):
     result = run_script("--ci-small", "--learned", f"x={tmp_path}/none-*.onnx",
                         "--docs", str(docs), "--no-cache")
     assert result.returncode == 1 and "matches no file" in result.stderr
+
+
+def test_a_run_without_learned_policies_is_refused_and_writes_nothing(tmp_path, docs):
+    before = (docs / "results.md").read_text()
+    result = run_script("--ci-small", "--docs", str(docs), "--no-cache")
+    assert result.returncode == 2
+    assert "no --learned policy" in result.stderr
+    assert (docs / "results.md").read_text() == before
+    assert not (docs / "results").exists()

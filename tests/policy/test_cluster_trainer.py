@@ -84,6 +84,11 @@ def test_train_export_and_evaluate(tmp_path, capsys, algo, imitate):
     results = report["policies"]
     for name in (str(out / "final.pt"), str(onnx_path)):
         assert np.isfinite(results[name]["mean_delay_s"]) and results[name]["mean_delay_s"] > 0
+    capsys.readouterr()
+    # @sample is the paper checkpoints' option; a cluster checkpoint refuses it, not ignores it
+    assert main(["evaluate", "--scenario", str(small), "--seeds", "10000",
+                 "--policies", f"{out / 'final.pt'}@sample", "--no-progress"]) == 2
+    assert "applies to paper checkpoints only" in capsys.readouterr().err
 
 
 def test_cluster_only_and_paper_only_options_are_refused(tmp_path, capsys):

@@ -18,6 +18,9 @@ log = logging.getLogger(__name__)
 COMPONENT = "ladts-scheduler-extender"
 """``source.component`` / ``reportingComponent`` of our Events."""
 
+RECORD_TIMEOUT_S = 10.0
+"""Bound on each API call of a background decision record (annotation patch, Event), s."""
+
 
 class KubeBinder:
     """Creates ``pods/binding``; then, in the background, ``ladts.io/decision`` and an Event.
@@ -56,16 +59,27 @@ class KubeBinder:
     def _record(self, args: BindArgs, annotation: str) -> None:
         self.core.patch_namespaced_pod(
             args.pod_name, args.pod_namespace,
-            {"metadata": {"annotations": {DECISION_ANNOTATION: annotation}}})
+            {"metadata": {"annotations": {DECISION_ANNOTATION: annotation}}},
+            _request_timeout=RECORD_TIMEOUT_S)
         post_event(self.core, {"namespace": args.pod_namespace, "name": args.pod_name,
                                "uid": args.pod_uid},
-                   "LadtsScheduled", f"placed on {args.node}: {annotation}", False)
+                   "LadtsScheduled", f"placed on {args.node}: {annotation}", False,
+                   request_timeout_s=RECORD_TIMEOUT_S)
 
     async def bind(self, args: BindArgs, annotation: str) -> None:
-        """Bind in a thread (raises the API's error); the record follows in the background."""
-        await asyncio.to_thread(self._bind, args)
-        if self.write_decision:
-            self._record_later(args, annotation)
+        """Bind in a thread (raises the API's error); the record follows in the background.
+
+        The record is queued by the bind thread itself once the Binding is accepted, so a
+        handler cancelled while it waits (shutdown) still records a pod it placed.
+        """
+        loop = asyncio.get_running_loop()
+
+        def bind_then_queue() -> None:
+            self._bind(args)
+            if self.write_decision:
+                loop.call_soon_threadsafe(self._record_later, args, annotation)
+
+        await asyncio.to_thread(bind_then_queue)
 
     def _record_later(self, args: BindArgs, annotation: str) -> None:
         records = self.telemetry.decision_records
@@ -82,14 +96,19 @@ class KubeBinder:
 
         def done(f: asyncio.Future[None]) -> None:
             self._records.discard(f)
-            exc = f.exception() if not f.cancelled() else None
-            if exc is None and not f.cancelled():
+            if f.cancelled():  # drain() gave up on it at shutdown
+                records.labels(result="dropped").inc()
+                log.warning("decision record for %s/%s dropped at shutdown",
+                            args.pod_namespace, args.pod_name)
+                return
+            exc = f.exception()
+            if exc is None:
                 records.labels(result="ok").inc()
                 return
             records.labels(result="error").inc()
             # the pod is bound; its annotation and Event are a record, not the placement
             log.warning("decision annotation/event for %s/%s failed: %s", args.pod_namespace,
-                        args.pod_name, exc or "cancelled")
+                        args.pod_name, exc)
 
         future.add_done_callback(done)
 
@@ -103,13 +122,15 @@ class KubeBinder:
         if self._records:
             await asyncio.wait(set(self._records), timeout=timeout_s)
         if self._pool is not None:
-            self._pool.shutdown(wait=False)
+            # records not started yet are cancelled (counted as dropped), so a hung apiserver
+            # cannot keep the process alive at exit; the ones running end by their timeout
+            self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
 
 
 def post_event(core: Any, pod: Mapping[str, str], reason: str, message: str,
-               warning: bool) -> None:
-    """Create a core/v1 Event on a pod (blocking)."""
+               warning: bool, *, request_timeout_s: float | None = None) -> None:
+    """Create a core/v1 Event on a pod (blocking; ``request_timeout_s`` bounds the call)."""
     from kubernetes import client
 
     now = dt.datetime.now(dt.UTC)
@@ -123,7 +144,10 @@ def post_event(core: Any, pod: Mapping[str, str], reason: str, message: str,
         last_timestamp=now, count=1, reporting_component=COMPONENT,
         reporting_instance=COMPONENT,
     )
-    core.create_namespaced_event(pod["namespace"], event)
+    if request_timeout_s is None:
+        core.create_namespaced_event(pod["namespace"], event)
+    else:
+        core.create_namespaced_event(pod["namespace"], event, _request_timeout=request_timeout_s)
 
 
 class KubeEvents:

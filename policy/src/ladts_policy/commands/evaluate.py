@@ -64,6 +64,9 @@ def _checkpoint_factories(names: list[str]) -> dict[str, Callable[[], Scheduling
     for p in paths:
         path = Path(p.removesuffix(SAMPLE_SUFFIX))
         if path.is_file() and is_cluster_checkpoint(path):  # the cluster actor (k8s-edge)
+            if p.endswith(SAMPLE_SUFFIX):
+                raise ValueError(f"{p}: {SAMPLE_SUFFIX} applies to paper checkpoints only; a "
+                                 f"cluster checkpoint is evaluated as it serves (argmax)")
             factories[p] = functools.partial(load_checkpoint_policy, path)
         else:
             factories[p] = functools.partial(CheckpointPolicy, path,

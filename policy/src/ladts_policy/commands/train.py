@@ -111,9 +111,9 @@ def run(args: argparse.Namespace) -> int:
         return _run_cluster(args)
     if _is_cluster(args.scenario):
         return _run_cluster(args)
-    paper_only = {f.name for f in dataclasses.fields(ClusterTrainConfig)} - {
+    cluster_only = {f.name for f in dataclasses.fields(ClusterTrainConfig)} - {
         f.name for f in dataclasses.fields(TrainConfig)}
-    given = sorted(n for n in paper_only if getattr(args, n, None) is not None)
+    given = sorted(n for n in cluster_only if getattr(args, n, None) is not None)
     if given:
         raise ValueError(f"options {given} apply to k8s-edge scenarios only")
     config = TrainConfig(**_values(args, TrainConfig))

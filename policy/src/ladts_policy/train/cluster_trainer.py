@@ -286,12 +286,19 @@ class ClusterTrainer:
         """A cluster checkpoint (``ladts export`` and ``ladts evaluate`` read it)."""
         cfg = self.config
         tag = f"{cfg.algo}{'-bc' if cfg.imitation else ''}"
+        # a scenario file (--from-traces writes DIR/scenario.yaml) is named by its folder and
+        # file name, so no absolute path of the training machine lands in the ONNX metadata
+        # or the serving labels
+        scenario = cfg.scenario
+        if scenario.endswith((".yaml", ".yml")) or "/" in scenario:
+            file = Path(scenario)
+            scenario = f"{file.parent.name}/{file.name}" if file.parent.name else file.name
         checkpoint.save(path, {
             "format": CLUSTER_FORMAT, "config": self.actor_cfg.to_dict(),
             "actor": {k: v.cpu() for k, v in self.actor.state_dict().items()},
-            "policy_version": f"{tag}-{cfg.distribution}-{cfg.scenario}-seed{cfg.seed}",
-            "training_scenario": (f"random clusters over {cfg.scenario}"
-                                  if cfg.distribution == "random" else cfg.scenario),
+            "policy_version": f"{tag}-{cfg.distribution}-{scenario}-seed{cfg.seed}",
+            "training_scenario": (f"random clusters over {scenario}"
+                                  if cfg.distribution == "random" else scenario),
             "training_seed": cfg.seed, "algo": cfg.algo, "train_config": cfg.to_dict(),
             "decisions": decisions, "val_ratio": val_ratio,
             "train_wall_s": round(self.elapsed_s, 1)})
