@@ -78,6 +78,7 @@ bench: setup e2e-binaries
 	$(BIN)/python benchmarks/sim_throughput.py --scenario k8s-edge --envs 8 --horizon-s 60 --encoded
 	$(BIN)/python benchmarks/train_speed.py --episodes 2 --lanes 2 --cluster-decisions 200
 	$(BIN)/python benchmarks/onnx_latency.py --calls 50
+	$(BIN)/python benchmarks/bundled_popularity_probe.py --seed 10001
 	$(BIN)/python -m e2e.bench.default_scheduler --scenario k8s-edge --horizon-s 120 \
 		--time-scale 10 --seeds 0 --out runs/bench/ci
 

@@ -5,6 +5,7 @@ one test that needs the real file)."""
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -39,3 +40,26 @@ def bundled_missing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     absent = tmp_path / "no-bundle" / "lad-ts.onnx"
     monkeypatch.setattr(bundled, "bundled_policy_file", lambda: absent)
     return absent
+
+
+TINY_SCENARIO = textwrap.dedent("""
+    kind: k8s-edge
+    name: tiny
+    cluster:
+      horizon_s: 120
+      arrivals: {rate_per_s: 0.5}
+      models:
+        - {name: sd15, weight: 1, steps: [20, 30]}
+      nodes:
+        - {profile: rtx-4090, count: 2, name_prefix: ws}
+        - {profile: orin-nano-8, count: 1}
+""")
+"""A three-node k8s-edge scenario of two minutes (fast CLI and evaluation tests)."""
+
+
+@pytest.fixture
+def tiny(tmp_path: Path) -> Path:
+    """:data:`TINY_SCENARIO` written as ``tiny.yaml``."""
+    path = tmp_path / "tiny.yaml"
+    path.write_text(TINY_SCENARIO)
+    return path

@@ -35,10 +35,11 @@ from e2e.controlplane.binaries import Binaries
 from e2e.controlplane.components import ApiServer, Scheduler, start_prometheus, start_scheduler
 from e2e.controlplane.processes import ManagedProcess, ProcessManager
 from e2e.controlplane.readiness import free_port
+from ladts_policy.bundled import bundled_policy_path
 from ladts_policy.contract import SPEC
 from ladts_policy.features import NODE_FEATURE_NAMES
 
-from .conftest import REPO, Serve, ServeFactory
+from .conftest import Serve, ServeFactory
 from .kit import (
     SCHEDULER,
     create_ready_node,
@@ -54,7 +55,7 @@ from .kit import (
 )
 from .test_metrics_source import Exporter, dcgm
 
-BUNDLED_POLICY = REPO / "policy/src/ladts_policy/bundled/lad-ts.onnx"
+BUNDLED_POLICY = bundled_policy_path()  # the shipped file; a clear error when it is missing
 LABEL = {"e2e": "faults"}
 
 

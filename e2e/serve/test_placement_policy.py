@@ -38,8 +38,9 @@ from e2e.controlplane.binaries import Binaries
 from e2e.controlplane.components import ApiServer, Scheduler, start_scheduler
 from e2e.controlplane.processes import ProcessManager
 from e2e.controlplane.readiness import free_port
+from ladts_policy.bundled import bundled_policy_path
 
-from .conftest import REPO, Serve, ServeFactory
+from .conftest import Serve, ServeFactory
 from .kit import (
     SCHEDULER,
     create_ready_node,
@@ -53,7 +54,7 @@ from .kit import (
     wait_decision,
 )
 
-BUNDLED_POLICY = REPO / "policy/src/ladts_policy/bundled/lad-ts.onnx"
+BUNDLED_POLICY = bundled_policy_path()  # the shipped file; a clear error when it is missing
 LABEL = {"e2e": "placement-policy"}
 
 NODES = {"q-a10": ("a10", "sdxl"), "q-4090": ("rtx-4090", "sdxl,sdxl-turbo"),

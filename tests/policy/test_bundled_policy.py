@@ -32,27 +32,6 @@ from ladts_policy.evaluate import default_policies, evaluate
 
 REPO = Path(__file__).resolve().parents[2]
 
-TINY = textwrap.dedent("""
-    kind: k8s-edge
-    name: tiny
-    cluster:
-      horizon_s: 120
-      arrivals: {rate_per_s: 0.5}
-      models:
-        - {name: sd15, weight: 1, steps: [20, 30]}
-      nodes:
-        - {profile: rtx-4090, count: 2, name_prefix: ws}
-        - {profile: orin-nano-8, count: 1}
-""")
-
-
-@pytest.fixture
-def tiny(tmp_path: Path) -> Path:
-    path = tmp_path / "tiny.yaml"
-    path.write_text(TINY)
-    return path
-
-
 def test_the_bundled_file_is_package_data_of_ladts_policy():
     location = bundled.bundled_policy_file()
     assert location == Path(ladts_policy.__file__).resolve().parent / "bundled" / "lad-ts.onnx"

@@ -1,31 +1,10 @@
 """The ``ladts`` command line, run in-process through ``main(argv)``."""
 
 import json
-import textwrap
 
 import pytest
 
 from ladts_policy.cli import SUBCOMMANDS, build_parser, main
-
-TINY = textwrap.dedent("""
-    kind: k8s-edge
-    name: tiny
-    cluster:
-      horizon_s: 120
-      arrivals: {rate_per_s: 0.5}
-      models:
-        - {name: sd15, weight: 1, steps: [20, 30]}
-      nodes:
-        - {profile: rtx-4090, count: 2, name_prefix: ws}
-        - {profile: orin-nano-8, count: 1}
-""")
-
-
-@pytest.fixture
-def tiny(tmp_path):
-    path = tmp_path / "tiny.yaml"
-    path.write_text(TINY)
-    return path
 
 
 def test_every_subcommand_has_help(capsys):
@@ -79,7 +58,7 @@ def test_scenarios_lists_presets_and_validates_files(tiny, tmp_path, capsys):
     listing = capsys.readouterr().out
     assert "paper" in listing and "k8s-edge" in listing
     bad = tmp_path / "bad.yaml"
-    bad.write_text(TINY.replace("rtx-4090", "rtx-9999"))
+    bad.write_text(tiny.read_text().replace("rtx-4090", "rtx-9999"))
     assert main(["scenarios", str(tiny), str(bad)]) == 1
     report = capsys.readouterr().out
     assert "tiny.yaml: ok" in report and "unknown GPU profile 'rtx-9999'" in report
