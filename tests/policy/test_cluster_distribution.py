@@ -17,6 +17,7 @@ from ladts_policy.train.cluster_distribution import (
     generate_scenario,
     reference_capacity,
     scenario_yaml,
+    skewed_weights,
 )
 
 BASE = load_scenario("k8s-edge").cluster
@@ -48,8 +49,9 @@ def test_generated_clusters_are_valid_and_stay_inside_the_training_ground():
             kinds = {g.profile for g in cluster.nodes}
             assert kinds & set(JETSON_PROFILES) and kinds & set(SERVER_PROFILES), kinds
             assert kinds <= set(profiles)
-            weights = [m.weight for m in cluster.models]
-            assert max(weights) / sum(weights) < 0.5
+            weights = {m.name: m.weight for m in cluster.models}
+            assert set(weights) == set(BASE.model_names)  # every model stays in the document
+            assert weights["sdxl"] / sum(weights.values()) <= dist.sdxl_max_share + 1e-3
             assert cluster.arrivals.process == "poisson" and not cluster.exclusive
             assert all(g.concurrency == 1 for g in cluster.nodes)
             # load = rate / (cluster capacity / preset capacity), an independent recomputation
@@ -79,3 +81,68 @@ def test_distribution_ranges_are_checked():
         DistributionConfig(min_nodes=10, max_nodes=5)
     with pytest.raises(ValueError):
         DistributionConfig(min_load=0.0)
+    with pytest.raises(ValueError):
+        DistributionConfig(sdxl_max_share=0.6)
+    with pytest.raises(ValueError):
+        DistributionConfig(absent_weight=0.0)
+
+
+def _shares(mapping):
+    w = {m["name"]: m["weight"] for m in mapping["cluster"]["models"]}
+    total = sum(w.values())
+    return {k: v / total for k, v in w.items()}
+
+
+def test_skewed_mixes_and_one_model_clusters_are_generated_but_never_sdxl_dominated():
+    dist = DistributionConfig()
+    skewed = one_model = 0
+    dominant: set[str] = set()
+    n = 0
+    for seed in (0, 1, 2, 3, 4, 77):
+        for index in range(60):
+            mapping = generate_mapping(BASE, seed, index, dist)
+            shares = _shares(mapping)
+            n += 1
+            top, share = max(shares.items(), key=lambda kv: kv[1])
+            # The held-out skewed mix (60 % SDXL) stays outside: SDXL never dominates, not
+            # even while the drift holds any other model back to its initial share.
+            assert shares["sdxl"] <= dist.sdxl_max_share + 1e-3, (seed, index, shares)
+            drift = mapping["cluster"]["drift"]["initial_share"]
+            for other in shares:
+                if other != "sdxl":
+                    held = dict(shares, **{other: shares[other] * drift})
+                    assert held["sdxl"] / sum(held.values()) <= 0.5, (seed, index, other)
+            if share > 0.5:
+                skewed += 1
+                dominant.add(top)
+            if share > 0.98:
+                one_model += 1
+            scenario_from_mapping(mapping)  # valid with the left-out models' tiny weights
+    # ~35 % skewed, ~30 % of those one model: generous bounds over 360 clusters
+    assert 0.15 * n < skewed < 0.5 * n, skewed
+    assert one_model > 0.03 * n, one_model
+    assert "sdxl" not in dominant and {"sd15", "sd-turbo", "sd3-medium"} <= dominant, dominant
+
+
+def test_skewed_weights_cap_sdxl_whatever_the_dirichlet_draws():
+    import numpy as np
+
+    names = BASE.model_names
+    dist = DistributionConfig(single_model_share=0.0, skew_concentration=0.05)
+    j = names.index("sdxl")
+    for k in range(500):
+        w = skewed_weights(names, np.random.default_rng(k), dist)
+        assert abs(w.sum() - 1) < 1e-9 and (w > 0).all()
+        others = np.delete(w, j)
+        worst = w[j] / (w[j] + others.sum() - 0.95 * others.max())
+        assert worst <= dist.sdxl_max_share + 1e-9, (k, w)
+
+
+def test_no_skew_keeps_the_jittered_preset_mix():
+    dist = DistributionConfig(skew_probability=0.0)
+    for index in range(40):
+        shares = _shares(generate_mapping(BASE, 5, index, dist))
+        preset = {m.name: m.weight for m in BASE.models}
+        for name, share in shares.items():
+            # jitter +-35 % then renormalised: within (0.65/1.35, 1.35/0.65) of the preset
+            assert 0.48 * preset[name] < share < 2.08 * preset[name], (index, name, share)
