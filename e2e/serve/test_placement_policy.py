@@ -195,10 +195,6 @@ def test_plain_pod_through_ladts_and_aigc_pod_through_default(
         e2e_processes.stop(default.process)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "the bundled policy ranks an idle rtx-4090 with the model warm last against busier, "
-    "slower Jetson nodes (checked in process too, over several decisions); residency-greedy "
-    "picks it. strict: this fails once a policy gets it right, so the mark gets removed"))
 def test_bundled_policy_idle_fast_warm_node(
         policy_cluster_factory: Callable[[Layout], PolicyCluster],
         core_v1: client.CoreV1Api) -> None:

@@ -11,6 +11,7 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("onnx")
 
+import onnx
 import torch
 
 from ladts_policy.baselines import RESIDENCY_AMORTISE, RESIDENCY_EVICT, residency_cost
@@ -31,6 +32,7 @@ from ladts_policy.train.cluster_export import example_inputs, load_cluster_check
 from ladts_policy.train.cluster_imitation import Imitation, actor_probs, agreement
 from ladts_policy.train.cluster_lanes import ClusterLanes
 from ladts_policy.train.cluster_networks import ClusterActorConfig, ClusterDiffusionActor
+from ladts_policy.train.cluster_trainer import _sample
 
 TINY = ["--bc-decisions", "160", "--bc-updates", "20", "--sac-decisions", "160",
         "--updates-per-step", "1", "--critic-warmup", "5", "--validate-every", "160",
@@ -61,6 +63,14 @@ def test_train_export_and_evaluate(tmp_path, capsys, algo, imitate):
     assert main(["export", str(out / "final.pt"), "--out", str(onnx_path)]) == 0
     session, info = load_policy_session(onnx_path)
     assert info.training_seed == 3
+    # the metadata says the recipe: the command (non-default options included) that trained it
+    meta = {p.key: p.value for p in onnx.load(str(onnx_path)).metadata_props}
+    recipe = meta["ladts.training_recipe"]
+    assert recipe.startswith(f"ladts train --scenario k8s-edge --algo {algo} --imitate "
+                             f"{imitate} --seed 3 "), recipe
+    for option in ("--lanes 4", "--hidden 16", "--horizon-s 120.0", "--max-nodes 10"):
+        assert option in recipe, (option, recipe)
+    assert recipe.endswith("(training distribution cluster-distribution/2)"), recipe
     gen = torch.Generator().manual_seed(0)
     feeds = {s.name: t.numpy() for s, t in zip(
         INPUTS, example_inputs(ckpt.actor.cfg, batch=3, nodes=13, generator=gen), strict=True)}
@@ -138,7 +148,7 @@ def test_imitation_drives_agreement_with_residency_greedy():
     assert float((everything.state.mask.sum(1) > 1).float().mean()) > 0.9
     before = held_agreement()
     bc = Imitation(actor, lr=3e-3)
-    for _ in range(250):
+    for _ in range(400):
         batch = train.sample(64, rng)
         bc.update(batch.state, batch.teacher)
     after = held_agreement()
@@ -172,6 +182,12 @@ def test_checkpoint_files_of_a_run(tmp_path):
                  "--out", str(out), *TINY]) == 0
     for name in ("final.pt", "last.pt", "bc.pt"):
         assert load_cluster_checkpoint(out / name).actor.cfg.hidden == 16
+    # the two silent fallbacks are counted: cumulative in log.csv, totals in summary.json
+    summary = json.loads((out / "summary.json").read_text())
+    rows = list(csv.DictReader((out / "log.csv").open()))
+    for key in ("actor_fallbacks", "teacher_fallbacks"):
+        assert int(rows[-1][key]) == summary[key] >= 0
+        assert [int(r[key]) for r in rows] == sorted(int(r[key]) for r in rows)
     assert main(["train", "--scenario", "k8s-edge", "--out", str(out), *TINY]) == 2
 
 
@@ -187,3 +203,24 @@ def test_same_seed_same_policy(tmp_path):
     assert states[0].keys() == states[1].keys()
     for key in states[0]:
         assert torch.equal(states[0][key], states[1][key]), key
+
+
+def test_the_two_trainer_fallbacks_are_counted(monkeypatch):
+    base = load_scenario("k8s-edge").cluster
+    lanes = ClusterLanes(lambda i: (base, episode_seed(0, i)), lanes=2, node_slots=24,
+                         latent_dim=4, gaussian_start=False, seed=0)
+    obs = lanes.observe()
+    assert lanes.teacher_fallbacks == 0
+    # a teacher pick outside the mask (here a padding slot) -> the first allowed node, counted
+    monkeypatch.setattr(lanes.teachers[1], "act", lambda view: np.array([23]))
+    obs = lanes.observe()
+    assert lanes.teacher_fallbacks == 1
+    assert obs.teacher_E[1] == int(np.flatnonzero(obs.mask_ES[1])[0])
+    # NaN actor probabilities -> the teacher's node, counted; a finite row samples an allowed node
+    probs = np.full((2, 24), 1.0 / 20, np.float32)
+    probs[0, :] = np.nan
+    actions, fallbacks = _sample(probs, obs, np.random.default_rng(0))
+    assert fallbacks == 1 and actions[0] == obs.teacher_E[0]
+    assert obs.mask_ES[1, actions[1]]
+    _, none = _sample(np.full((2, 24), 1.0 / 20, np.float32), obs, np.random.default_rng(0))
+    assert none == 0

@@ -164,6 +164,23 @@ class ClusterTrainConfig:
         """Whether the run starts with behaviour cloning."""
         return self.imitate != "none"
 
+    def command_line(self) -> str:
+        """The ``ladts train`` command of this run (the recipe in an export's metadata).
+
+        Scenario, algorithm, teacher and seed always; every other setting only where it
+        differs from the default (``make bundled-policy``'s ``BUNDLED_TRAIN_ARGS`` is the
+        output for the defaults).
+        """
+        words = ["ladts train", f"--scenario {self.scenario}", f"--algo {self.algo}",
+                 f"--imitate {self.imitate}", f"--seed {self.seed}"]
+        default = ClusterTrainConfig()
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name not in ("scenario", "algo", "imitate", "seed") \
+                    and value != getattr(default, f.name):
+                words.append(f"--{f.name.replace('_', '-')} {value}")
+        return " ".join(words)
+
     def to_dict(self) -> dict[str, Any]:
         """Plain values (saved in checkpoints)."""
         return dataclasses.asdict(self)

@@ -27,6 +27,11 @@ import numpy as np
 from ladts_policy.sim.cluster_config import ClusterConfig, GpuProfile, ModelSpec
 from ladts_policy.sim.scenario import Scenario, scenario_from_mapping
 
+DISTRIBUTION_VERSION = "cluster-distribution/2"
+"""Version of what :func:`generate_mapping` draws, written into a trained policy's recipe
+(``ladts.training_recipe``). 1: the jittered preset mix only; 2: plus skewed model mixes
+(``DistributionConfig.skew_probability``), SDXL never dominant."""
+
 HELD_OUT_SEED_START = 10_000
 """Seeds from here up are evaluation seeds; the generator refuses them."""
 

@@ -48,6 +48,11 @@ class ClusterCheckpoint:
     training_seed: int
     """``ladts.training_seed`` of the export."""
 
+    training_recipe: str = ""
+    """``ladts.training_recipe`` of the export: the ``ladts train`` command and training
+    distribution version (``cluster_trainer.training_recipe``); empty (key left out) for a
+    checkpoint that does not record it."""
+
 
 def save_cluster_checkpoint(path: Path, ckpt: ClusterCheckpoint) -> None:
     """Write ``ckpt`` atomically to ``path``."""
@@ -58,6 +63,7 @@ def save_cluster_checkpoint(path: Path, ckpt: ClusterCheckpoint) -> None:
         "policy_version": ckpt.policy_version,
         "training_scenario": ckpt.training_scenario,
         "training_seed": ckpt.training_seed,
+        "training_recipe": ckpt.training_recipe,
     })
 
 
@@ -76,7 +82,8 @@ def load_cluster_checkpoint(path: Path) -> ClusterCheckpoint:
         actor.load_state_dict(payload["actor"])
         return ClusterCheckpoint(actor.eval(), str(payload["policy_version"]),
                                  str(payload["training_scenario"]),
-                                 int(payload["training_seed"]))
+                                 int(payload["training_seed"]),
+                                 str(payload.get("training_recipe", "")))
     except (KeyError, TypeError, ValueError, RuntimeError) as err:
         raise CheckpointError(f"{path}: not a usable {CLUSTER_FORMAT} file "
                               f"({type(err).__name__}: {err})") from err
@@ -150,6 +157,8 @@ def export_onnx(ckpt: ClusterCheckpoint, out: Path, *, created: str | None = Non
         created=created or dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     )
     meta["ladts.actor_config"] = str(cfg.to_dict())
+    if ckpt.training_recipe:
+        meta["ladts.training_recipe"] = ckpt.training_recipe
     helper.set_model_props(model, meta)
     model.producer_name = "ladts export"
     onnx.checker.check_model(model, full_check=True)

@@ -83,6 +83,10 @@ class ClusterLanes:
         self.episode_delay_sum = np.zeros(lanes)
         self.episode_count = np.zeros(lanes, dtype=np.int64)
         self.finished_means: list[float] = []
+        self.teacher_fallbacks = 0
+        """Decisions whose teacher node was outside the mask (replaced by the first allowed
+        node; counted so a run's log shows how often its imitation target was not the
+        teacher's)."""
         for lane in range(lanes):
             self.sims.append(None)  # type: ignore[arg-type]
             self.views.append(None)  # type: ignore[arg-type]
@@ -137,6 +141,7 @@ class ClusterLanes:
             if not batch.mask_ES[lane, teacher]:
                 allowed = np.flatnonzero(batch.mask_ES[lane])
                 teacher = int(allowed[0])
+                self.teacher_fallbacks += 1
             batch.teacher_E[lane] = teacher
         return batch
 

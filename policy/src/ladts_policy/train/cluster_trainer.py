@@ -40,7 +40,11 @@ from ladts_policy.sim.scenario import Scenario, load_scenario
 from ladts_policy.train import checkpoint
 from ladts_policy.train.cluster_buffer import ClusterReplay, state_of
 from ladts_policy.train.cluster_config import ClusterTrainConfig
-from ladts_policy.train.cluster_distribution import DistributionConfig, generate_scenario
+from ladts_policy.train.cluster_distribution import (
+    DISTRIBUTION_VERSION,
+    DistributionConfig,
+    generate_scenario,
+)
 from ladts_policy.train.cluster_eval_policy import ClusterCheckpointPolicy
 from ladts_policy.train.cluster_export import CLUSTER_FORMAT
 from ladts_policy.train.cluster_imitation import Imitation
@@ -50,8 +54,12 @@ from ladts_policy.train.cluster_sac import ClusterSAC
 
 LOG_FIELDS = ("phase", "decisions", "updates", "train_delay_s", "teacher_agreement",
               "bc_loss", "critic_loss", "actor_loss", "alpha", "entropy", "val_ratio",
-              "wall_s")
-"""Columns of ``DIR/log.csv`` (one row per validation)."""
+              "wall_s", "actor_fallbacks", "teacher_fallbacks")
+"""Columns of ``DIR/log.csv`` (one row per validation). The two fallbacks are cumulative
+counts of decisions: ``actor_fallbacks`` SAC decisions whose actor probabilities were NaN or
+zero on every allowed node (the teacher's node was played and stored as the transition),
+``teacher_fallbacks`` decisions whose teacher node was outside the mask (the first allowed
+node was used instead; ``ClusterLanes.teacher_fallbacks``)."""
 
 NORM_STEPS = 32
 """Lockstep steps collected before the feature normalisation is set and updates start."""
@@ -181,7 +189,7 @@ class ClusterTrainer:
         total = bc_total + cfg.sac_decisions
         bc_steps = max(bc_total // cfg.lanes, 1)
         bc_rate = cfg.bc_updates / bc_steps if cfg.imitation else 0.0
-        decisions, steps, updates, credit = 0, 0, 0, 0.0
+        decisions, steps, updates, credit, actor_fallbacks = 0, 0, 0, 0.0, 0
         next_validation = cfg.validate_every
         metrics: dict[str, list[float]] = {}
         agree: list[float] = []
@@ -203,7 +211,9 @@ class ClusterTrainer:
                     "teacher_agreement": _mean(agree),
                     **{k: _mean(metrics.get(k, [])) for k in
                        ("bc_loss", "critic_loss", "actor_loss", "alpha", "entropy")},
-                    "val_ratio": ratio, "wall_s": round(self.elapsed_s, 1)}
+                    "val_ratio": ratio, "wall_s": round(self.elapsed_s, 1),
+                    "actor_fallbacks": actor_fallbacks,
+                    "teacher_fallbacks": lanes.teacher_fallbacks}
                 writer.writerow(row)
                 fh.flush()
                 self.history.append({k: v for k, v in row.items() if k != "phase"})
@@ -228,7 +238,8 @@ class ClusterTrainer:
                 if phase == "bc":
                     action_E = obs.teacher_E.copy()
                 else:
-                    action_E = _sample(probs_np, obs, self.rng)
+                    action_E, fell_back = _sample(probs_np, obs, self.rng)
+                    actor_fallbacks += fell_back
                 delay_E, done_E = lanes.step(action_E)
                 nxt = lanes.observe()
                 self.replay.add(obs, action_E, -delay_E / cfg.reward_scale_s, done_E, nxt)
@@ -266,6 +277,8 @@ class ClusterTrainer:
                    "best_val_ratio": self.best_ratio,
                    "teacher_val_ratio": self.teacher_validation_ratio(),
                    "validation_seed": validation_seed(cfg.seed),
+                   "actor_fallbacks": actor_fallbacks,
+                   "teacher_fallbacks": lanes.teacher_fallbacks,
                    "history": self.history, "torch_threads": torch.get_num_threads()}
         (self.out_dir / "summary.json").write_text(json.dumps(summary, indent=1))
         return self.out_dir / "final.pt"
@@ -300,20 +313,36 @@ class ClusterTrainer:
             "training_scenario": (f"random clusters over {scenario}"
                                   if cfg.distribution == "random" else scenario),
             "training_seed": cfg.seed, "algo": cfg.algo, "train_config": cfg.to_dict(),
+            "training_recipe": training_recipe(cfg),
             "decisions": decisions, "val_ratio": val_ratio,
             "train_wall_s": round(self.elapsed_s, 1)})
+
+
+def training_recipe(cfg: ClusterTrainConfig) -> str:
+    """The command of a run and, for random clusters, the generator version it drew from."""
+    if cfg.distribution == "random":
+        return f"{cfg.command_line()} (training distribution {DISTRIBUTION_VERSION})"
+    return cfg.command_line()
 
 
 def _mean(values: list[float]) -> float:
     return float(np.mean(values)) if values else float("nan")
 
 
-def _sample(probs_ES: np.ndarray, obs: LaneBatch, rng: np.random.Generator) -> np.ndarray:
-    """One node per lane from the actor's probabilities (the teacher's if a row is empty)."""
+def _sample(probs_ES: np.ndarray, obs: LaneBatch,
+            rng: np.random.Generator) -> tuple[np.ndarray, int]:
+    """One node per lane from the actor's probabilities, and how many lanes fell back.
+
+    A row with no finite positive mass on the allowed nodes (NaN probabilities) plays the
+    teacher's node instead; the count goes to ``log.csv``'s ``actor_fallbacks``.
+    """
     out = obs.teacher_E.copy()
+    fallbacks = 0
     for e, row in enumerate(probs_ES):
         p = np.where(obs.mask_ES[e], np.maximum(row, 0.0), 0.0)
         total = p.sum()
         if total > 0 and np.isfinite(total):
             out[e] = int(rng.choice(p.size, p=p / total))
-    return out
+        else:
+            fallbacks += 1
+    return out, fallbacks
