@@ -154,3 +154,20 @@ def test_the_shipped_bundled_policy_loads_and_scores_without_torch():
     assert path.stat().st_size < 5 * 1024 * 1024, "the bundled policy must stay a few MB"
     out = _check_child(_child(NO_TORCH_SCORING))
     assert out["scenario"] != "none (untrained)", "the bundled policy is an untrained export"
+
+
+def test_the_shipped_bundled_policy_states_the_recipe_make_bundled_policy_runs():
+    """``ladts.training_recipe`` of the shipped file is the Makefile's ``bundled-policy``
+    command (``BUNDLED_TRAIN_ARGS``) on the current training distribution."""
+    onnx = pytest.importorskip("onnx")
+    from ladts_policy.train.cluster_distribution import DISTRIBUTION_VERSION
+
+    makefile = (REPO / "Makefile").read_text().splitlines()
+    args = next(line.split("?=", 1)[1].strip() for line in makefile
+                if line.startswith("BUNDLED_TRAIN_ARGS"))
+    created = next(line.split("?=", 1)[1].strip() for line in makefile
+                   if line.startswith("BUNDLED_CREATED"))
+    meta = {p.key: p.value for p in onnx.load(str(bundled_policy_path())).metadata_props}
+    assert meta["ladts.training_recipe"] == (
+        f"ladts train {args} (training distribution {DISTRIBUTION_VERSION})")
+    assert meta["ladts.created"] == created
