@@ -5,9 +5,11 @@ clusters rather than on one preset. :func:`generate_scenario` draws one cluster 
 ``(training seed, index)``: node count, GPU mix, load, initial residency, drift and churn,
 as a scenario document that goes through the ordinary validation
 (:func:`ladts_policy.sim.scenario.scenario_from_mapping`), so every generated cluster is a
-valid, readable scenario file (:func:`scenario_yaml`). The model mix, its step ranges and the
-hidden uncertainty come from the base scenario (``k8s-edge`` by default); GPU timings are the
-shipped profile table (``scenarios/gpu-profiles.yaml``).
+valid, readable scenario file (:func:`scenario_yaml`). The models, their step ranges and the
+hidden uncertainty come from the base scenario (``k8s-edge`` by default); the weights are the
+base mix jittered or, in ``skew_probability`` of the clusters, a skewed mix
+(:func:`skewed_weights`); GPU timings are the shipped profile table
+(``scenarios/gpu-profiles.yaml``).
 
 What it never generates is the held-out ground of ``docs/training.md`` ("The cluster
 policy"): :data:`NEVER_GENERATED` lists it, and ``tests/policy/test_cluster_distribution.py``
