@@ -208,4 +208,4 @@ class OnnxScorer:
         memory[slots_N] = latent[0]
         mask = features.node_mask_S[:n]
         chosen = int(np.argmax(np.where(mask, probs_N, -np.inf))) if mask.any() else None
-        return Scored(probs_N.tolist(), chosen, self.name, self.version, seed=seed)
+        return Scored(probs_N, chosen, self.name, self.version, seed=seed)

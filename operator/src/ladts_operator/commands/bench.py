@@ -63,6 +63,7 @@ def _serve(scenario: str, nodes: int, seed: int, policy: str | None, port_q: Any
     rt = build_runtime(settings, profiles=config.gpu_profiles)
     populate(rt.state, config, seed=seed, nodes=scaled_nodes(config, nodes))
     cluster = OfflineCluster(rt.state, config, seed=seed)
+    rt.synced()  # as ladts serve does once its state is built
 
     async def main() -> None:
         runner = web.AppRunner(build_app(rt.extender, OfflineBinder(rt.state), rt.ready),
@@ -71,9 +72,11 @@ def _serve(scenario: str, nodes: int, seed: int, policy: str | None, port_q: Any
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
         clock = asyncio.create_task(cluster.run())  # pods finish and are replaced
+        refreeze = asyncio.create_task(rt.gc.run())
         port_q.put((runner.addresses[0][1], rt.extender.scorer.name))
         await asyncio.Event().wait()
         clock.cancel()
+        refreeze.cancel()
 
     asyncio.run(main())
 
