@@ -222,7 +222,7 @@ def run(args: argparse.Namespace) -> int:
             from ladts_operator.untrained_policy import write_untrained_policy
 
             policy_file = str(write_untrained_policy(Path(tmp) / "untrained.onnx"))
-        print(f"{'nodes':>6} {'scorer':<18} {'filter p50':>10} {'p99':>7} "
+        print(f"{'nodes':>6} {'scorer':<26} {'filter p50':>10} {'p99':>7} "
               f"{'prio p50':>9} {'p99':>7} {'req/s':>8} {'srv cpu/req':>11} {'errors':>6}")
         sweep = [(run_index, count) for run_index in range(args.runs) for count in counts]
         for run_index, count in sweep:
@@ -245,10 +245,13 @@ def run(args: argparse.Namespace) -> int:
                 if served.startswith("heuristic") != (scorer == "heuristic"):
                     print(f"server served {served}, expected {scorer}", file=sys.stderr)
                     valid = False
-                row.update(nodes=count, scorer=served, run=run_index)
+                # The two ONNX scorers both serve as "onnx": say which file it was.
+                label = served if scorer == "heuristic" else (
+                    f"{served}:{'bundled' if scorer == 'bundled' else 'untrained'}")
+                row.update(nodes=count, scorer=label, run=run_index)
                 rows.append(row)
                 valid &= row["errors"] == 0 and row["requests"] > 0
-                print(f"{count:>6} {served:<18} {row['filter_p50_ms']:>8.2f}ms "
+                print(f"{count:>6} {label:<26} {row['filter_p50_ms']:>8.2f}ms "
                       f"{row['filter_p99_ms']:>5.2f}ms {row['prioritize_p50_ms']:>7.2f}ms "
                       f"{row['prioritize_p99_ms']:>5.2f}ms {row['req_per_s']:>8.0f} "
                       f"{row['server_cpu_ms_per_req']:>9.2f}ms "
