@@ -6,7 +6,6 @@ import json
 import os
 from pathlib import Path
 
-import numpy as np
 import onnx
 import pytest
 
@@ -130,31 +129,3 @@ def test_policy_error_falls_back_to_heuristic(tmp_path, state, clock):
 def test_path_type(tmp_path):
     assert isinstance(write_untrained_policy(tmp_path / "x.onnx"), Path)
 
-
-def test_prefetched_noise_gives_the_inline_draws(tmp_path, state, clock):
-    """The worker's noise for decision k + 1 is the seeded draw: same answers either way."""
-    from ladts_operator.onnx_policy import draw_noise
-
-    for n in ("a", "b", "c", "d"):
-        state.upsert_node(parse_node(node(n)))
-    path = write_untrained_policy(tmp_path / "p.onnx")
-    h = HeuristicScorer("greedy")
-    prefetching = OnnxScorer(path, noise_seed=5)
-    inline = OnnxScorer(path, noise_seed=5)
-    ex_p = Extender(state, scorer=prefetching, fallback=h, clock=clock)
-    ex_i = Extender(state, scorer=inline, fallback=h, clock=clock)
-    try:
-        for k in range(4):
-            ex_p.handle("prioritize", request(["a", "b", "c", "d"]))
-            pending = prefetching._next_noise
-            assert pending is not None and pending[0] == 5 + k + 2
-            assert np.array_equal(pending[2].result(), draw_noise(5 + k + 2, pending[1]))
-            inline._next_noise = None  # never use a prefetched draw
-            ex_i.handle("prioritize", request(["a", "b", "c", "d"]))
-            got = next(reversed(ex_p.recent.values())).scored
-            want = next(reversed(ex_i.recent.values())).scored
-            assert got.seed == want.seed == 5 + k + 1
-            assert np.array_equal(got.preference_N, want.preference_N)
-    finally:
-        prefetching.close()
-        inline.close()

@@ -8,11 +8,7 @@
   running policy; the error is logged, counted and shown in /debug/state.
 - Noise: decision ``k`` draws its noise from ``numpy.random.default_rng(noise_seed + k)``
   (:func:`draw_noise`); the seed goes into the decision's trace record, so a decision can
-  be replayed exactly. Drawing it (``[1, K, N, L]`` normals, about 0.15-0.3 ms at 500
-  nodes) is taken off the request path: after decision ``k`` a worker thread draws the
-  noise of seed ``k + 1`` for the same shape (numpy releases the GIL while it fills the
-  array), and decision ``k + 1`` uses it only when its seed and shape are those; any other
-  decision draws inline. The numbers are the same either way.
+  be replayed exactly.
 - Warm start: the latent the policy returns is kept per task class (model, steps bucket) and
   node name and fed back as ``latent_start`` for the next decision of that class (zeros for
   nodes never seen). It is a warm start only; after a restart it starts from zeros.
@@ -23,7 +19,6 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -107,8 +102,6 @@ class OnnxScorer:
         self._slot: dict[str, int] = {}
         self._last_names: list[str] | None = None
         self._last_slots = np.zeros(0, dtype=np.int64)
-        self._noise_pool: ThreadPoolExecutor | None = None
-        self._next_noise: tuple[int, tuple[int, ...], Future[np.ndarray]] | None = None
         self._loaded = self._load()
 
     def _load(self) -> _Loaded:
@@ -177,25 +170,6 @@ class OnnxScorer:
         self._latents[key] = memory
         return memory
 
-    def _noise(self, seed: int, shape: tuple[int, ...]) -> np.ndarray:
-        """:func:`draw_noise` of this decision; starts drawing the next one's in the worker."""
-        pending, self._next_noise = self._next_noise, None
-        if pending is not None and pending[0] == seed and pending[1] == shape:
-            noise = pending[2].result()
-        else:
-            noise = draw_noise(seed, shape)
-        if self._noise_pool is None:
-            self._noise_pool = ThreadPoolExecutor(1, thread_name_prefix="ladts-noise")
-        self._next_noise = (seed + 1, shape,
-                            self._noise_pool.submit(draw_noise, seed + 1, shape))
-        return noise
-
-    def close(self) -> None:
-        """Stop the noise worker (a later :meth:`score` starts a new one)."""
-        pool, self._noise_pool, self._next_noise = self._noise_pool, None, None
-        if pool is not None:
-            pool.shutdown(wait=True)
-
     def _failed(self, message: str, current: FileStamp | None) -> bool:
         if message != self.last_error:
             self.load_failures += 1
@@ -219,7 +193,7 @@ class OnnxScorer:
         loaded = self._loaded
         k, lat = loaded.info.diffusion_steps, loaded.info.latent_dim
         seed = self.noise_seed + decision
-        noise = self._noise(seed, (1, k, n, lat))
+        noise = draw_noise(seed, (1, k, n, lat))
         names = node_names or [str(i) for i in range(n)]
         key = (task.model, steps_bucket(task.steps))
         slots_N = self._slots(names)
