@@ -104,6 +104,13 @@ def main() -> int:
                   f"max {1e3 * cpu.max():.2f} ms")
         else:
             print(f"  generation {generation}: no pass")
+    # What ladts serve's periodic refreeze costs once per gc_freeze_s: a full collection.
+    from ladts_operator.gc_policy import freeze
+
+    start = time.perf_counter()
+    frozen = freeze()
+    print(f"  refreeze (unfreeze, full collection, freeze) of {frozen} objects: "
+          f"{1e3 * (time.perf_counter() - start):.1f} ms")
     return 0
 
 
