@@ -100,3 +100,23 @@ def test_kept_decisions_hold_no_per_node_list(state: ClusterState, extender: Ext
     decoded = json.loads(jsonio.dumps(entry))
     assert decoded["nodes"] == names and len(decoded["scores"]) == 200
     assert set(decoded["features"]["mask"]) <= {True, False}
+
+
+def test_periodic_freezes_collect_the_frozen_heap_every_full_every(unfrozen, monkeypatch):
+    from ladts_operator import gc_policy
+
+    calls: list[bool] = []
+    monkeypatch.setattr(gc_policy, "freeze", lambda *, full: calls.append(full) or 0)
+    keeper = GcKeeper(Telemetry(), interval_s=0)
+    for _ in range(2 * gc_policy.FULL_EVERY + 1):
+        keeper.freeze()
+    fulls = [i for i, full in enumerate(calls) if full]
+    assert fulls == [0, gc_policy.FULL_EVERY, 2 * gc_policy.FULL_EVERY]
+
+
+def test_unfrozen_only_freeze_keeps_what_was_frozen(unfrozen):
+    freeze()
+    before = gc.get_freeze_count()
+    kept = [object()]
+    assert freeze(full=False) >= before
+    assert id(kept) not in {id(o) for g in range(3) for o in gc.get_objects(generation=g)}

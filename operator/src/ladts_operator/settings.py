@@ -134,8 +134,8 @@ class ServeSettings:
     gc_freeze_s: float = 300.0
     """Once the state has synced, and then every this many seconds, collect garbage and
     freeze what survives out of the collector's automatic passes (gc.freeze), so those
-    passes scan only what came after and stay short (ladts_operator/gc_policy.py); 0:
-    freeze once after the sync only."""
+    passes scan only what came after and stay short; every 12th time the frozen objects are
+    collected too (ladts_operator/gc_policy.py); 0: freeze once after the sync only."""
 
     offline: str | None = None
     """Serve over a simulated cluster of this scenario (preset name or file) instead of a
