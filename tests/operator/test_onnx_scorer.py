@@ -128,4 +128,3 @@ def test_policy_error_falls_back_to_heuristic(tmp_path, state, clock):
 
 def test_path_type(tmp_path):
     assert isinstance(write_untrained_policy(tmp_path / "x.onnx"), Path)
-
