@@ -28,7 +28,7 @@ import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 import numpy as np
@@ -46,7 +46,7 @@ from ladts_operator.objects import (
     pod_requests,
     timestamp_s,
 )
-from ladts_operator.scoring import HeuristicScorer, Scored, Scorer, map_scores
+from ladts_operator.scoring import HeuristicScorer, Scored, Scorer, score_array
 from ladts_operator.state import ClusterState, resolve_profile
 from ladts_operator.telemetry import Telemetry
 from ladts_operator.trace import TraceLog
@@ -144,13 +144,21 @@ class BindArgs:
 
 @dataclass
 class Decision:
-    """One prioritize decision, kept for bind, /debug/state and the trace."""
+    """One prioritize decision, kept for bind, /debug/state and the trace.
+
+    The last 1 000 are kept, so what they hold is built to cost the garbage collector
+    nothing per node: numpy arrays (never tracked) and the node names as one tuple shared
+    by the decisions over the same node list (untracked by the collector's first pass), not
+    lists, whose every element each pass over their generation would visit again
+    (docs/serving.md, "Garbage collection").
+    """
 
     pod_uid: str
     pod: str
     time: float
-    nodes: list[str]
-    scores: list[int]
+    nodes: tuple[str, ...]
+    scores: np.ndarray
+    """int64 [N]: the extender scores, in the order of ``nodes``."""
     scored: Scored
     pod_obj: Mapping[str, Any] = field(default_factory=dict)
     features: dict[str, Any] = field(default_factory=dict)
@@ -315,6 +323,8 @@ class Extender:
         self._warned: OrderedDict[tuple[str, str], None] = OrderedDict()
         self.known_models = {m for p in state.profiles.values() for m in p.timings}
         self._metric_cols = MetricsColumns(state.columns)
+        self._last_names_list: list[str] = []
+        self._last_names: tuple[str, ...] = ()
 
     # --- HTTP-facing entry points (never raise) ----------------------------------------
 
@@ -418,13 +428,18 @@ class Extender:
         now = self.clock()
         snapshot, task = self.snapshot(args, work, now=now)
         features = encode(snapshot, task, node_slots=snapshot.num_nodes)
-        mask = features.node_mask_S.tolist()
+        mask_N = features.node_mask_S
         self.decision_count += 1
         scored = self._score(snapshot, task, features, args.names)
-        scores = map_scores(scored.preference_N, mask)
+        scores_N = score_array(scored.preference_N, mask_N)
+        scores = scores_N.tolist()
         ref = pod_ref(args.pod)
+        # What is kept holds arrays and a shared tuple, no per-node list (see Decision).
         decision = Decision(ref["uid"], f"{ref['namespace']}/{ref['name']}", now,
-                            list(args.names), scores, scored, pod_obj=args.pod)
+                            self._names_tuple(args.names), scores_N,
+                            replace(scored, preference_N=np.asarray(scored.preference_N,
+                                                                    dtype=float)),
+                            pod_obj=args.pod)
         if scored.chosen is not None:
             self.telemetry.decisions.labels(node=args.names[scored.chosen],
                                             scorer=scored.scorer).inc()
@@ -433,7 +448,7 @@ class Extender:
             "node_rows": features.node_rows_SF,
             "task": features.task_T,
             "global": features.global_G,
-            "mask": mask,
+            "mask": mask_N,
             "est_delay_s": snapshot.est_delay_s_N,
         }
         self._remember(decision)
@@ -536,7 +551,7 @@ class Extender:
                 version=s.version,
                 fallback=s.fallback,
                 seed=s.seed,
-                scores=dict(zip(decision.nodes, decision.scores, strict=True)),
+                scores=dict(zip(decision.nodes, decision.scores.tolist(), strict=True)),
             )
         else:
             record.update(scorer=None, fallback="no prioritize decision seen for this pod")
@@ -570,6 +585,17 @@ class Extender:
         return decision.pod_obj if decision is not None else None
 
     # --- helpers ---------------------------------------------------------------------
+
+    def _names_tuple(self, names: list[str]) -> tuple[str, ...]:
+        """``names`` as a tuple, the same object as the last one when the list is equal.
+
+        kube-scheduler sends the same node list to decision after decision; sharing one
+        tuple keeps 500 references per decision out of the collector's young generation.
+        """
+        if names != self._last_names_list:
+            self._last_names_list = names
+            self._last_names = tuple(names)
+        return self._last_names
 
     def _work(self, annotations: Mapping[str, str]) -> PodWork:
         work = parse_work(annotations)
@@ -684,6 +710,8 @@ def features_json(features: Mapping[str, Any]) -> dict[str, Any]:
     for key, value in features.items():
         if key == "est_delay_s":
             out[key] = _finite_array(np.asarray(value, dtype=float))
+        elif isinstance(value, np.ndarray) and value.dtype == bool:
+            out[key] = value  # the mask: written as true/false
         elif hasattr(value, "round"):
             out[key] = value.round(5)
         else:

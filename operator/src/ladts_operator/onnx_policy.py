@@ -6,8 +6,9 @@
   and mtime with the loaded one, so a mounted ConfigMap's symlink swap (``..data`` pointing
   to a new directory) counts as a change. A file that fails to load or validate keeps the
   running policy; the error is logged, counted and shown in /debug/state.
-- Noise: decision ``k`` draws its noise from ``numpy.random.default_rng(noise_seed + k)``;
-  the seed goes into the decision's trace record, so a decision can be replayed exactly.
+- Noise: decision ``k`` draws its noise from ``numpy.random.default_rng(noise_seed + k)``
+  (:func:`draw_noise`); the seed goes into the decision's trace record, so a decision can
+  be replayed exactly.
 - Warm start: the latent the policy returns is kept per task class (model, steps bucket) and
   node name and fed back as ``latent_start`` for the next decision of that class (zeros for
   nodes never seen). It is a warm start only; after a restart it starts from zeros.
@@ -50,6 +51,11 @@ class FileStamp:
 
     mtime_ns: int
     """Modification time, ns."""
+
+
+def draw_noise(seed: int, shape: tuple[int, ...]) -> np.ndarray:
+    """float32 ``shape``: the standard normal draws of the decision seeded ``seed``."""
+    return np.random.default_rng(seed).standard_normal(shape, dtype=np.float32)
 
 
 def stamp(path: Path) -> FileStamp:
@@ -187,7 +193,7 @@ class OnnxScorer:
         loaded = self._loaded
         k, lat = loaded.info.diffusion_steps, loaded.info.latent_dim
         seed = self.noise_seed + decision
-        noise = np.random.default_rng(seed).standard_normal((1, k, n, lat), dtype=np.float32)
+        noise = draw_noise(seed, (1, k, n, lat))
         names = node_names or [str(i) for i in range(n)]
         key = (task.model, steps_bucket(task.steps))
         slots_N = self._slots(names)
@@ -208,4 +214,4 @@ class OnnxScorer:
         memory[slots_N] = latent[0]
         mask = features.node_mask_S[:n]
         chosen = int(np.argmax(np.where(mask, probs_N, -np.inf))) if mask.any() else None
-        return Scored(probs_N.tolist(), chosen, self.name, self.version, seed=seed)
+        return Scored(probs_N, chosen, self.name, self.version, seed=seed)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ladts_operator.extender import BindArgs, EventSink, Extender, MetricsView
+from ladts_operator.gc_policy import GcKeeper
 from ladts_operator.onnx_policy import OnnxScorer, PolicyLoadError
 from ladts_operator.scoring import HeuristicScorer
 from ladts_operator.settings import ServeSettings
@@ -129,6 +130,13 @@ class Runtime:
     extender: Extender
     policy: PolicyManager
     trace: TraceLog | None
+    gc: GcKeeper
+    """The garbage-collector policy: :meth:`synced` freezes, :meth:`GcKeeper.run` refreezes."""
+
+    def synced(self) -> None:
+        """Call once the state is built: time the collector and freeze the heap built so far."""
+        self.gc.install()
+        self.gc.freeze()
 
     def ready(self) -> tuple[bool, str]:
         """(ready, message) for /readyz: ready once the state has synced."""
@@ -187,7 +195,8 @@ def build_runtime(
         state.on_node_deleted.append(node_deleted)
         state.on_node_upserted.append(node_upserted)
     policy = PolicyManager(settings, extender)
-    return Runtime(settings, state, extender, policy, trace)
+    return Runtime(settings, state, extender, policy, trace,
+                   GcKeeper(telemetry, interval_s=settings.gc_freeze_s))
 
 
 class OfflineBinder:

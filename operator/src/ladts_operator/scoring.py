@@ -47,7 +47,7 @@ HEURISTIC_RANKS = 10
 class Scored:
     """A scorer's answer for one decision over ``N`` nodes."""
 
-    preference_N: list[float]
+    preference_N: Sequence[float] | np.ndarray
     """Raw preference per node (probabilities, or ``10 - rank`` for a heuristic)."""
 
     chosen: int | None
@@ -90,20 +90,27 @@ class Scorer(Protocol):
         ...
 
 
-def map_scores(preference_N: Sequence[float], mask_N: Sequence[bool]) -> list[int]:
+def map_scores(preference_N: Sequence[float] | np.ndarray,
+               mask_N: Sequence[bool] | np.ndarray) -> list[int]:
     """Integer extender scores from preferences (see the module docstring)."""
+    return list(score_array(preference_N, mask_N).tolist())
+
+
+def score_array(preference_N: Sequence[float] | np.ndarray,
+                mask_N: Sequence[bool] | np.ndarray) -> np.ndarray:
+    """Return int64 [N]: :func:`map_scores` as an array."""
     pref_N = np.asarray(preference_N, dtype=float)
     valid_N = np.asarray(mask_N, dtype=bool) & np.isfinite(pref_N)
     out_N = np.zeros(pref_N.shape[0], dtype=np.int64)
     if not valid_N.any():
-        return list(out_N.tolist())
+        return out_N
     best = int(np.argmax(np.where(valid_N, pref_N, -np.inf)))  # first of equal maxima
     top = float(pref_N[best])
     if top > 0:
         ratio_N = np.floor(MAX_SCORE * np.maximum(np.where(valid_N, pref_N, 0.0), 0.0) / top)
         out_N = np.where(valid_N, np.clip(ratio_N, MIN_SCORE, MAX_SCORE - 1), 0).astype(np.int64)
     out_N[best] = MAX_SCORE
-    return list(out_N.tolist())
+    return out_N
 
 
 class HeuristicScorer:

@@ -131,6 +131,12 @@ class ServeSettings:
     completed_retention_s: float = 600.0
     """Finished pods are remembered this long (s) to learn residency and service times."""
 
+    gc_freeze_s: float = 300.0
+    """Once the state has synced, and then every this many seconds, collect garbage and
+    freeze what survives out of the collector's automatic passes (gc.freeze), so those
+    passes scan only what came after and stay short; every 12th time the frozen objects are
+    collected too (ladts_operator/gc_policy.py); 0: freeze once after the sync only."""
+
     offline: str | None = None
     """Serve over a simulated cluster of this scenario (preset name or file) instead of a
     real one: no kubeconfig, no Prometheus."""
@@ -154,6 +160,8 @@ class ServeSettings:
                 raise SettingsError(f"{name} must be > 0, got {getattr(self, name)!r}")
         if not 0 < self.port < 65536:
             raise SettingsError(f"port must be in 1..65535, got {self.port}")
+        if self.gc_freeze_s < 0:
+            raise SettingsError(f"gc_freeze_s must be >= 0, got {self.gc_freeze_s!r}")
         if self.trace_backups < 0 or self.overrun_grace_s < 0:
             raise SettingsError("trace_backups and overrun_grace_s must be >= 0")
 

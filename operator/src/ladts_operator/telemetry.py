@@ -7,6 +7,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 LATENCY_BUCKETS_S = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 """Histogram buckets, seconds: fine below 5 ms, where the extender should answer."""
 
+GC_BUCKETS_S = (0.0001, 0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1)
+"""Garbage-collector pause buckets, seconds."""
+
 
 class Telemetry:
     """Counters, gauges and histograms of one ``ladts serve`` process."""
@@ -56,6 +59,11 @@ class Telemetry:
             "ladts_state_unfinished_pods", "Unfinished AIGC pods bound to nodes.", registry=r)
         self.trace_records = Counter(
             "ladts_trace_records_total", "Trace records written, by kind.", ["kind"], registry=r)
+        self.gc_pause = Histogram(
+            "ladts_gc_pause_seconds",
+            "Pauses of Python's cyclic garbage collector by generation collected (they hold "
+            "the event loop; ladts_operator/gc_policy.py).",
+            ["generation"], buckets=GC_BUCKETS_S, registry=r)
 
     def set_policy(self, scorer: str, version: str, source: str = "heuristic") -> None:
         """Show exactly one scorer/version/source triple."""

@@ -42,6 +42,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "heuristic,onnx")
     parser.add_argument("--scenario", default="k8s-edge", help="scenario preset or file")
     parser.add_argument("--seed", type=int, default=0, help="seed of queues and pods")
+    parser.add_argument("--runs", type=int, default=1,
+                        help="repeat the whole sweep this many times (sizes and scorers "
+                             "interleaved within each) and print min/median/max over the runs "
+                             "(default 1)")
     parser.add_argument("--json", metavar="FILE", help="also write the table as JSON")
 
 
@@ -63,6 +67,7 @@ def _serve(scenario: str, nodes: int, seed: int, policy: str | None, port_q: Any
     rt = build_runtime(settings, profiles=config.gpu_profiles)
     populate(rt.state, config, seed=seed, nodes=scaled_nodes(config, nodes))
     cluster = OfflineCluster(rt.state, config, seed=seed)
+    rt.synced()  # as ladts serve does once its state is built
 
     async def main() -> None:
         runner = web.AppRunner(build_app(rt.extender, OfflineBinder(rt.state), rt.ready),
@@ -71,9 +76,11 @@ def _serve(scenario: str, nodes: int, seed: int, policy: str | None, port_q: Any
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
         clock = asyncio.create_task(cluster.run())  # pods finish and are replaced
+        refreeze = asyncio.create_task(rt.gc.run())
         port_q.put((runner.addresses[0][1], rt.extender.scorer.name))
         await asyncio.Event().wait()
         clock.cancel()
+        refreeze.cancel()
 
     asyncio.run(main())
 
@@ -151,6 +158,40 @@ def target_lines(rows: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+SUMMARY_COLUMNS = ("prioritize_p50_ms", "prioritize_p99_ms", "filter_p99_ms", "req_per_s",
+                   "server_cpu_ms_per_req")
+"""Columns summarised over runs by :func:`summary_lines`."""
+
+
+def summary_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """Min / median / max of :data:`SUMMARY_COLUMNS` per (nodes, scorer) over the runs.
+
+    With the targets' verdict counted per run (``met in k of K runs``): on a shared machine
+    one run is not a distribution.
+    """
+    groups: dict[tuple[int, str], list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault((row["nodes"], row["scorer"]), []).append(row)
+    lines = [f"{'nodes':>6} {'scorer':<26} {'runs':>4} "
+             + " ".join(f"{c + ' min/med/max':>30}" for c in SUMMARY_COLUMNS)]
+    for (nodes, scorer), group in groups.items():
+        cells = []
+        for column in SUMMARY_COLUMNS:
+            values = [float(r[column]) for r in group]
+            cells.append(f"{min(values):.2f}/{statistics.median(values):.2f}/{max(values):.2f}")
+        lines.append(f"{nodes:>6} {scorer:<26} {len(group):>4} "
+                     + " ".join(f"{c:>30}" for c in cells))
+    for nodes, column, op, bound, label, unit in TARGETS:
+        for (size, scorer), group in groups.items():
+            if size != nodes:
+                continue
+            met = sum(1 for r in group
+                      if (r[column] <= bound if op == "<=" else r[column] >= bound))
+            lines.append(f"target {label} {op} {bound:g}{unit} ({scorer}): met in {met} of "
+                         f"{len(group)} runs")
+    return lines
+
+
 def run(args: argparse.Namespace) -> int:
     """Run every (node count, scorer) pair and print the table."""
     from ladts_operator.offline import scaled_nodes
@@ -159,7 +200,7 @@ def run(args: argparse.Namespace) -> int:
     counts = [int(x) for x in args.nodes.split(",") if x.strip()]
     scorers = [s.strip() for s in args.scorers.split(",") if s.strip()]
     bad = set(scorers) - {"heuristic", "onnx", "bundled"}
-    if bad or not counts or min(counts) < 1:
+    if bad or not counts or min(counts) < 1 or args.runs < 1:
         print(f"ladts bench: bad --scorers {sorted(bad)} or --nodes {args.nodes}",
               file=sys.stderr)
         return 2
@@ -181,9 +222,10 @@ def run(args: argparse.Namespace) -> int:
             from ladts_operator.untrained_policy import write_untrained_policy
 
             policy_file = str(write_untrained_policy(Path(tmp) / "untrained.onnx"))
-        print(f"{'nodes':>6} {'scorer':<18} {'filter p50':>10} {'p99':>7} "
+        print(f"{'nodes':>6} {'scorer':<26} {'filter p50':>10} {'p99':>7} "
               f"{'prio p50':>9} {'p99':>7} {'req/s':>8} {'srv cpu/req':>11} {'errors':>6}")
-        for count in counts:
+        sweep = [(run_index, count) for run_index in range(args.runs) for count in counts]
+        for run_index, count in sweep:
             names = [n.name for n in scaled_nodes(config, count)]
             for scorer in scorers:
                 q = ctx.Queue()
@@ -203,15 +245,18 @@ def run(args: argparse.Namespace) -> int:
                 if served.startswith("heuristic") != (scorer == "heuristic"):
                     print(f"server served {served}, expected {scorer}", file=sys.stderr)
                     valid = False
-                row.update(nodes=count, scorer=served)
+                # The two ONNX scorers both serve as "onnx": say which file it was.
+                label = served if scorer == "heuristic" else (
+                    f"{served}:{'bundled' if scorer == 'bundled' else 'untrained'}")
+                row.update(nodes=count, scorer=label, run=run_index)
                 rows.append(row)
                 valid &= row["errors"] == 0 and row["requests"] > 0
-                print(f"{count:>6} {served:<18} {row['filter_p50_ms']:>8.2f}ms "
+                print(f"{count:>6} {label:<26} {row['filter_p50_ms']:>8.2f}ms "
                       f"{row['filter_p99_ms']:>5.2f}ms {row['prioritize_p50_ms']:>7.2f}ms "
                       f"{row['prioritize_p99_ms']:>5.2f}ms {row['req_per_s']:>8.0f} "
                       f"{row['server_cpu_ms_per_req']:>9.2f}ms "
                       f"{row['errors']:>6}", flush=True)
-    for line in target_lines(rows):
+    for line in target_lines(rows) if args.runs == 1 else summary_lines(rows):
         print(line)
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2))

@@ -63,13 +63,16 @@ async def serve_offline(settings: ServeSettings) -> None:
     nodes = populate(rt.state, config, seed=settings.offline_seed)
     log.info("offline cluster %s: %d nodes", settings.offline, len(nodes))
     cluster = OfflineCluster(rt.state, config, seed=settings.offline_seed)
+    rt.synced()
     runner = await _start_http(build_app(rt.extender, OfflineBinder(rt.state), rt.ready),
                                settings.host, settings.port)
     clock = asyncio.create_task(cluster.run())
+    refreeze = asyncio.create_task(rt.gc.run())
     try:
         await rt.policy.run()
     finally:
         clock.cancel()
+        refreeze.cancel()
         await runner.cleanup()
 
 
@@ -148,11 +151,13 @@ async def serve_cluster(settings: ServeSettings) -> None:
         while True:
             try:
                 await asyncio.to_thread(initial_sync, rt.state, api_client, settings.namespace)
+                rt.synced()
                 break
             except Exception as exc:  # API not reachable yet: keep serving, retry
                 log.warning("initial sync failed, retrying: %s", exc)
                 await asyncio.sleep(2.0)
         tasks += [asyncio.create_task(p.run()) for p in poller_box]
+        tasks.append(asyncio.create_task(rt.gc.run()))
         namespaces = [settings.namespace] if settings.namespace else []
         await kopf.operator(registry=registry, standalone=True,
                             clusterwide=not namespaces, namespaces=namespaces)
