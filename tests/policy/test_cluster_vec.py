@@ -167,3 +167,33 @@ def test_unsupported_scenarios_fall_back_to_the_reference() -> None:
     assert isinstance(make_cluster_simulator(base, num_envs=1), VecClusterSimulator)
     assert isinstance(make_cluster_simulator(base, num_envs=1, reference=True),
                       ClusterSimulator)
+
+
+@pytest.mark.parametrize(("name", "policy"), [
+    ("k8s-edge", "greedy"),
+    ("k8s-edge-busy", "residency-greedy"),
+])
+def test_compiled_play_makes_the_decisions_of_the_step_loop(name: str, policy: str) -> None:
+    # VecClusterSimulator.play (greedy scoring, ties and placement in one kernel) against
+    # step(policy.act(view)) on the same simulator, whose steps the tests above check
+    # against the reference; a 2-entry buffer makes play grow it mid-batch
+    config, seeds = preset(name, 300.0), [31, 32, 33]
+    fused = VecClusterSimulator(config, num_envs=3, buffer=2)
+    fused.reset(seeds)
+    ref = make_policy(policy)
+    ref.reset(num_envs=3, num_nodes=fused.num_nodes, seed=9)
+    weights = (getattr(ref, "amortise", 0.0), getattr(ref, "evict", 0.0))
+    delay_SE = fused.play(ref.rng, amortise=weights[0], evict=weights[1], batch_steps=41)
+    loop = VecClusterSimulator(config, num_envs=3, buffer=2)
+    view: DecisionView | None = loop.reset(seeds)
+    ref.reset(num_envs=3, num_nodes=loop.num_nodes, seed=9)
+    rows = []
+    while view is not None:
+        delay_E, view = loop.step(ref.act(view))
+        rows.append(delay_E)
+    want_SE = np.array(rows)
+    assert delay_SE.shape == want_SE.shape
+    np.testing.assert_array_equal(delay_SE, want_SE)  # NaN where an episode had ended
+    for key, value in loop.episode_stats().items():
+        np.testing.assert_array_equal(fused.episode_stats()[key], value, err_msg=key)
+    assert fused.current_view() is None

@@ -33,7 +33,7 @@ from ladts_policy.sim.node_service import ServiceTask
 from ladts_policy.sim.workload import (
     draw_churn,
     draw_hidden,
-    draw_residency,
+    draw_resident,
     draw_workload,
     episode_generators,
 )
@@ -129,6 +129,7 @@ class VecClusterSimulator:
         self._fill_view = _Kernel(vd.fill_view)
         self._init_envs = _Kernel(vd.init_envs)
         self._encode_envs = _Kernel(vec_encode.encode_envs)
+        self._play_envs = _Kernel(vd.play_envs)
         self._layout = vec_encode.layout()
         self._vocab_col_M = np.array([MODEL_VOCAB.index(name if name in MODEL_VOCAB else "other")
                                       for name in self.static.model_names], dtype=np.int64)
@@ -166,7 +167,7 @@ class VecClusterSimulator:
         """Start a new episode in one environment only (vector envs' autoreset)."""
         self._load_episode(env, seed)
         self._init(np.array([env]))
-        self._view()  # the new episode's mask and popularity window
+        self._view()  # the new episode's mask
 
     def current_view(self) -> DecisionView | None:
         """The view of the pending decisions (None when every episode has ended)."""
@@ -178,6 +179,17 @@ class VecClusterSimulator:
         Raises:
             ValueError: an action names a node outside the last view's mask (no environment
                 is changed).
+        """
+        delay_E = self.place(actions_E)
+        return delay_E, self._view()
+
+    def place(self, actions_E: np.ndarray) -> np.ndarray:
+        """:meth:`step` without building the next :class:`DecisionView` (returns the delays).
+
+        The mask checked is that of the last view or :meth:`encode_all`.
+
+        Raises:
+            ValueError: an action names a node outside that mask (no environment is changed).
         """
         actions_E = np.asarray(actions_E)
         if actions_E.shape != (self._num_envs,):
@@ -194,18 +206,60 @@ class VecClusterSimulator:
             name = self.nodes[node].name if 0 <= node < self.num_nodes else str(node)
             raise ValueError(f"env {e}: node {name} is not schedulable for this task")
         delay_E = np.full(self._num_envs, np.nan)
-        first = 0
+        todo_E = active_E.copy()
+        status_E = np.zeros(self._num_envs, dtype=np.int64)
         while True:
-            status, env = self._step_envs(self._s_ref, self._ep_ref, self._d_ref, actions_E,
-                                          first, delay_E)
-            if status == vd.OK:
-                break
-            if status == vd.GROW:
+            self._step_envs(self._s_ref, self._ep_ref, self._d_ref, actions_E, todo_E,
+                            delay_E, status_E)
+            if (status_E < 0).any():
+                env = int(np.flatnonzero(status_E < 0)[0])
+                raise RuntimeError(f"env {env}: pods wait forever: no node can ever serve them")
+            if not todo_E.any():
+                return delay_E
+            self._grow_buffer()
+
+    def play(self, rng: np.random.Generator, *, amortise: float = 0.0, evict: float = 0.0,
+             batch_steps: int = 256) -> np.ndarray:
+        """Play every episode to its end under greedy (or residency-greedy), in compiled code.
+
+        The decisions are those of ``step(policy.act(view))`` in a loop with
+        ``ResidencyGreedyPolicy(amortise, evict)`` (``GreedyPolicy`` at 0, 0) whose generator
+        is ``rng``: the tie-breaking noise is drawn from ``rng`` in the same order, ``[E, N]``
+        per step, ``batch_steps`` steps at a time (the draws of the last batch's steps after
+        every episode ended are not used). ``tests/policy/test_cluster_vec.py`` checks the
+        two agree exactly. Environments run in parallel on numba's threads
+        (``numba.set_num_threads``; ``NUMBA_NUM_THREADS``).
+
+        Returns:
+            float [steps, E]: the delay of each environment's decision at each step, NaN
+            where the environment had ended.
+
+        Raises:
+            RuntimeError: pods of an environment would wait forever.
+        """
+        e, n = self._num_envs, self.num_nodes
+        delays = []
+        done_E = np.zeros(e, dtype=np.int64)
+        status_E = np.zeros(e, dtype=np.int64)
+        while (self._d.task_E >= 0).any():
+            noise_SEN = rng.random((batch_steps, e, n))
+            delay_SE = np.full((batch_steps, e), np.nan)
+            done_E[:] = 0
+            while True:
+                self._play_envs(self._s_ref, self._ep_ref, self._d_ref, float(amortise),
+                                float(evict), noise_SEN, done_E, delay_SE, status_E)
+                if (status_E < 0).any():
+                    env = int(np.flatnonzero(status_E < 0)[0])
+                    raise RuntimeError(f"env {env}: pods wait forever: no node can ever "
+                                       "serve them")
+                if not (status_E == vd.GROW).any():
+                    break
                 self._grow_buffer()
-                first = env
-                continue
-            raise RuntimeError(f"env {env}: pods wait forever: no node can ever serve them")
-        return delay_E, self._view()
+            delays.append(delay_SE)
+        out = np.concatenate(delays) if delays else np.zeros((0, e))
+        last = np.flatnonzero((~np.isnan(out)).any(axis=1))
+        self._mask_EN[:] = False
+        return out[: last[-1] + 1 if last.size else 0]
 
     # --- what schedulers and encoders read --------------------------------------------------
 
@@ -342,6 +396,7 @@ class VecClusterSimulator:
                           lay["node_log1p"], lay["task_src"], lay["task_scale"],
                           lay["task_log1p"], lay["global_src"], lay["global_scale"],
                           lay["global_log1p"], rows_ESF, task_ET, global_EG, mask_ES)
+        self._mask_EN = mask_ES[:, :self.num_nodes].copy()  # what place() checks
         return EncodedBatch(node_rows_ESF=rows_ESF, task_ET=task_ET, global_EG=global_EG,
                             node_mask_ES=mask_ES)
 
@@ -393,7 +448,7 @@ class VecClusterSimulator:
         """Draw one episode exactly as ``EnvState`` does and write it into row ``env``."""
         config = self.config
         names = self.static.model_names
-        residency = draw_residency(config, self.nodes, seed)
+        residency = draw_resident(config, self.nodes, seed)
         arrivals_rng, churn_rng = episode_generators(seed)
         work = draw_workload(config, arrivals_rng)
         churn = draw_churn(config.churn, self.num_nodes, config.horizon_s, churn_rng)
@@ -420,8 +475,8 @@ class VecClusterSimulator:
         ep.scrape_phase_EN[env] = hidden.scrape_phase_s_N
         ep.preload_ENM[env] = -1
         index = {name: i for i, name in enumerate(names)}
-        for n, node in enumerate(residency):
-            resident = [index[r] for r in node.resident if r in index]
+        for n, models in enumerate(residency):
+            resident = [index[r] for r in models if r in index]
             ep.preload_ENM[env, n, :len(resident)] = resident
 
     def _grow_episode(self, t: int, k: int) -> None:

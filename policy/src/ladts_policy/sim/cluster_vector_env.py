@@ -105,10 +105,11 @@ class ClusterVectorEnv(gym.vector.VectorEnv):
         if not valid.all():
             bad = int(np.flatnonzero(~valid)[0])
             raise ValueError(f"env {bad}: action {int(actions_E[bad])} is masked")
-        delay_E, _ = self.sim.step(actions_E)
         if isinstance(self.sim, VecClusterSimulator):
+            delay_E = self.sim.place(actions_E)  # the observation is encoded, not viewed
             done_E = ~self.sim.active_E
         else:
+            delay_E, _ = self.sim.step(actions_E)
             done_E = np.array([env.task < 0 for env in self.sim.envs])
         for e in np.flatnonzero(done_E):
             self.sim.reset_env(int(e), self._next_seed())

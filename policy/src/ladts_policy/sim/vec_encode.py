@@ -64,7 +64,7 @@ def _norm(raw: float, scale: float, log1p: bool) -> float:
     return x
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, parallel=True)
 def encode_envs(s: Any, ep: Any, d: Any, input_mbit_ET: np.ndarray, vocab_col_M: np.ndarray,
                 lay_node_src: np.ndarray, lay_node_scale: np.ndarray, lay_node_log1p: np.ndarray,
                 lay_task_src: np.ndarray, lay_task_scale: np.ndarray,
@@ -72,25 +72,28 @@ def encode_envs(s: Any, ep: Any, d: Any, input_mbit_ET: np.ndarray, vocab_col_M:
                 lay_glob_scale: np.ndarray, lay_glob_log1p: np.ndarray,
                 rows_ESF: np.ndarray, task_ET: np.ndarray, global_EG: np.ndarray,
                 mask_ES: np.ndarray) -> None:
-    """Encode every active environment's pending decision (inactive rows are zeroed)."""
+    """Encode every active environment's pending decision (inactive rows are zeroed).
+
+    In parallel over environments (numba threads; each writes its own rows).
+    """
     num_envs = d.task_E.shape[0]
     num_nodes = d.cordoned_EN.shape[1]
     num_models = d.head_EM.shape[1]
     vocab = int(lay_task_src.shape[0]) - 5
-    raw_N = np.zeros(20 + vocab)
-    task_raw = np.zeros(5 + vocab)
-    glob_raw = np.zeros(7)
-    pop_M = np.zeros(num_models)
     interval = s.scrape_interval_s
     tol = 1e-9
     rows_ESF[:] = 0.0
     task_ET[:] = 0.0
     global_EG[:] = 0.0
     mask_ES[:] = False
-    for e in range(num_envs):
+    for e in numba.prange(num_envs):
         task = d.task_E[e]
         if task < 0:
             continue
+        raw_N = np.zeros(20 + vocab)
+        task_raw = np.zeros(5 + vocab)
+        glob_raw = np.zeros(7)
+        pop_M = np.zeros(num_models)
         m = ep.model_ET[e, task]
         steps = ep.steps_ET[e, task]
         now = d.now_E[e]
