@@ -56,14 +56,14 @@ def run_round(sim: VecSimulator, policy_name: str, seeds: list[int],
     return decisions, total / max(decisions, 1)
 
 
-def encoded_steps(sim: VecSimulator, envs: int, rounds: int) -> None:
+def encoded_steps(sim: VecSimulator, envs: int, rounds: int, threads: int = 1) -> None:
     """Drive the k8s-edge VectorEnv for ``rounds`` x one episode's decisions per env."""
     from ladts_policy.sim.cluster_vector_env import ClusterVectorEnv
 
     config = getattr(sim, "config", None)
     if not isinstance(config, ClusterConfig):
         raise SystemExit("--encoded needs a k8s-edge scenario")
-    env = ClusterVectorEnv(config, num_envs=envs)
+    env = ClusterVectorEnv(config, num_envs=envs, threads=threads)
     rng = np.random.default_rng(0)
     env.reset(seed=0)
     steps = rounds * max(int(config.arrivals.rate_per_s * config.horizon_s), 1)
@@ -75,7 +75,8 @@ def encoded_steps(sim: VecSimulator, envs: int, rounds: int) -> None:
         if not np.isfinite(reward_E).all():
             raise SystemExit("invalid run: a non-finite reward")
     elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu_start
-    print(f"ClusterVectorEnv ({type(env.sim).__name__}), {envs} envs x {steps} steps "
+    print(f"ClusterVectorEnv ({type(env.sim).__name__}, {threads} numba thread(s)), "
+          f"{envs} envs x {steps} steps "
           f"in {elapsed:.2f} s (encoded observations, random valid actions); "
           f"{steps * envs / cpu:.0f} per CPU-second of this process")
     print(f"{steps * envs / elapsed:.0f} decisions/s")
@@ -106,12 +107,6 @@ def main(argv: list[str] | None = None) -> None:
         "--stream", default="native", choices=("native", "published"), help="arrival stream"
     )
     args = parser.parse_args(argv)
-    try:
-        import numba
-
-        numba.set_num_threads(args.threads)
-    except ImportError:
-        pass
     sim: VecSimulator
     if args.scenario == "paper":
         sim = PaperSimulator(PaperConfig(arrival_stream=args.stream), num_envs=args.envs)
@@ -123,16 +118,18 @@ def main(argv: list[str] | None = None) -> None:
         config = load_scenario(args.scenario).config
         if args.horizon_s is not None:
             config = dataclasses.replace(config, horizon_s=args.horizon_s)
-        sim = make_cluster_simulator(config, num_envs=args.envs, reference=args.reference)
+        sim = make_cluster_simulator(config, num_envs=args.envs, reference=args.reference,
+                                     threads=args.threads)
         if args.warmup:
             short = dataclasses.replace(config, horizon_s=min(config.horizon_s, 30.0))
             run_round(make_cluster_simulator(short, num_envs=args.envs,
-                                             reference=args.reference),
+                                             reference=args.reference, threads=args.threads),
                       args.policy, list(range(args.envs)), args.stepwise)
             if args.encoded:
-                encoded_steps(make_cluster_simulator(short, num_envs=args.envs), args.envs, 1)
+                encoded_steps(make_cluster_simulator(short, num_envs=args.envs), args.envs, 1,
+                              args.threads)
     if args.encoded:
-        encoded_steps(sim, args.envs, args.episodes)
+        encoded_steps(sim, args.envs, args.episodes, args.threads)
         return
     decisions, elapsed, cpu = 0, 0.0, 0.0
     for rnd in range(args.episodes):

@@ -197,3 +197,29 @@ def test_compiled_play_makes_the_decisions_of_the_step_loop(name: str, policy: s
     for key, value in loop.episode_stats().items():
         np.testing.assert_array_equal(fused.episode_stats()[key], value, err_msg=key)
     assert fused.current_view() is None
+
+
+def test_parallel_kernels_match_the_serial_ones() -> None:
+    # threads=2 runs step, encode and play on numba's threads (envs in parallel)
+    import numba
+
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("one numba thread on this machine")
+    config, seeds = preset("k8s-edge-busy", 200.0), [41, 42, 43, 44, 45]
+    sims = [VecClusterSimulator(config, num_envs=5, buffer=2, threads=t) for t in (1, 2)]
+    rng = np.random.default_rng(1)
+    views = [sim.reset(seeds) for sim in sims]
+    while views[0] is not None:
+        assert views[1] is not None
+        enc = [sim.encode_all(node_slots=sim.num_nodes) for sim in sims]
+        np.testing.assert_array_equal(enc[0].node_rows_ESF, enc[1].node_rows_ESF)
+        np.testing.assert_array_equal(enc[0].node_mask_ES, enc[1].node_mask_ES)
+        noise_EN = rng.random(views[0].node_mask_EN.shape)
+        actions_E = np.argmax(np.where(views[0].node_mask_EN, noise_EN, -1.0), axis=1)
+        (d0, views[0]), (d1, views[1]) = (sim.step(actions_E) for sim in sims)
+        np.testing.assert_array_equal(d0, d1)
+    plays = []
+    for sim in sims:
+        sim.reset(seeds)
+        plays.append(sim.play(np.random.default_rng(2), batch_steps=50))
+    np.testing.assert_array_equal(plays[0], plays[1])

@@ -52,14 +52,20 @@ class _Kernel:
     Numba's dispatcher types every argument on each call, which for the named tuples of
     arrays here costs about 0.5 ms; the entry point of the signature resolved on the first
     call skips that. Callers pass arrays of fixed dtypes and layouts (this module builds them
-    all), so the signature never changes for one simulator.
+    all), so the signature never changes for one simulator. ``threads`` > 1 calls the
+    parallel variant of the kernel on that many numba threads.
     """
 
-    def __init__(self, dispatcher: Any) -> None:
-        self._dispatcher = dispatcher
+    def __init__(self, serial: Any, parallel: Any = None, threads: int = 1) -> None:
+        self._dispatcher = serial if threads == 1 or parallel is None else parallel
+        self._threads = threads if self._dispatcher is parallel else 0
         self._entry: Any = None
 
     def __call__(self, *args: Any) -> Any:
+        if self._threads:
+            import numba
+
+            numba.set_num_threads(self._threads)
         if self._entry is None:
             result = self._dispatcher(*args)
             sig = tuple(self._dispatcher.typeof_pyval(a) for a in args)
@@ -77,23 +83,37 @@ def vectorisable(config: ClusterConfig) -> bool:
 
 
 def make_cluster_simulator(
-    config: ClusterConfig, *, num_envs: int, reference: bool = False
+    config: ClusterConfig, *, num_envs: int, reference: bool = False, threads: int = 1
 ) -> VecClusterSimulator | ClusterSimulator:
-    """The vectorised simulator where it applies, else (or with ``reference``) the reference."""
+    """The vectorised simulator where it applies, else (or with ``reference``) the reference.
+
+    ``threads``: numba threads of the vectorised simulator (``VecClusterSimulator``).
+    """
     if reference or not vectorisable(config):
         return ClusterSimulator(config, num_envs=num_envs)
-    return VecClusterSimulator(config, num_envs=num_envs)
+    return VecClusterSimulator(config, num_envs=num_envs, threads=threads)
 
 
 class VecClusterSimulator:
-    """Vectorised ``k8s-edge`` simulator (implements ``VecSimulator``; module docstring)."""
+    """Vectorised ``k8s-edge`` simulator (implements ``VecSimulator``; module docstring).
 
-    def __init__(self, config: ClusterConfig, *, num_envs: int, buffer: int = 16) -> None:
+    ``threads`` > 1 steps, plays and encodes the environments in parallel on that many numba
+    threads (at most ``numba.config.NUMBA_NUM_THREADS``); 1 (default) runs them in the
+    calling thread, which is faster on a machine whose cores are busy with other work.
+    """
+
+    def __init__(self, config: ClusterConfig, *, num_envs: int, buffer: int = 16,
+                 threads: int = 1) -> None:
         if not vectorisable(config):
             raise ValueError("the vectorised simulator needs concurrency 1, time-sliced nodes "
                              "and numba; make_cluster_simulator falls back to the reference")
         if num_envs < 1:
             raise ValueError(f"num_envs must be >= 1, got {num_envs}")
+        import numba
+
+        most = int(getattr(numba.config, "NUMBA_NUM_THREADS", 1))
+        if not 1 <= threads <= most:
+            raise ValueError(f"threads must be in 1..{most} (NUMBA_NUM_THREADS), got {threads}")
         self.config = config
         self.nodes = config.expand_nodes()
         self.static = StaticArrays.build(config, self.nodes)
@@ -125,11 +145,12 @@ class VecClusterSimulator:
                                        "queue", "requested")}
         self._pop_EM = np.zeros((e, m))
         self._refs()
-        self._step_envs = _Kernel(vd.step_envs)
+        self._step_envs = _Kernel(vd.step_envs, vd.step_envs_parallel, threads)
         self._fill_view = _Kernel(vd.fill_view)
         self._init_envs = _Kernel(vd.init_envs)
-        self._encode_envs = _Kernel(vec_encode.encode_envs)
-        self._play_envs = _Kernel(vd.play_envs)
+        self._encode_envs = _Kernel(vec_encode.encode_envs, vec_encode.encode_envs_parallel,
+                                    threads)
+        self._play_envs = _Kernel(vd.play_envs, vd.play_envs_parallel, threads)
         self._layout = vec_encode.layout()
         self._vocab_col_M = np.array([MODEL_VOCAB.index(name if name in MODEL_VOCAB else "other")
                                       for name in self.static.model_names], dtype=np.int64)
@@ -227,8 +248,7 @@ class VecClusterSimulator:
         is ``rng``: the tie-breaking noise is drawn from ``rng`` in the same order, ``[E, N]``
         per step, ``batch_steps`` steps at a time (the draws of the last batch's steps after
         every episode ended are not used). ``tests/policy/test_cluster_vec.py`` checks the
-        two agree exactly. Environments run in parallel on numba's threads
-        (``numba.set_num_threads``; ``NUMBA_NUM_THREADS``).
+        two agree exactly. Environments run in parallel with ``threads`` > 1.
 
         Returns:
             float [steps, E]: the delay of each environment's decision at each step, NaN

@@ -33,12 +33,15 @@ _HIGH = 1e6
 
 
 class ClusterVectorEnv(gym.vector.VectorEnv):
-    """``num_envs`` ``k8s-edge`` episodes in lockstep (module docstring)."""
+    """``num_envs`` ``k8s-edge`` episodes in lockstep (module docstring).
+
+    ``threads``: numba threads of the vectorised simulator (``VecClusterSimulator``).
+    """
 
     def __init__(self, config: ClusterConfig, *, num_envs: int,
-                 node_slots: int | None = None) -> None:
+                 node_slots: int | None = None, threads: int = 1) -> None:
         self.sim: VecClusterSimulator | ClusterSimulator = make_cluster_simulator(
-            config, num_envs=num_envs)
+            config, num_envs=num_envs, threads=threads)
         self.num_envs = num_envs
         self.node_slots = node_slots or self.sim.num_nodes
         if self.node_slots < self.sim.num_nodes:

@@ -845,21 +845,36 @@ def _step_env(s: Static, ep: Episode, d: Dyn, e: int, n: int, delay_E: np.ndarra
     return OK
 
 
-@numba.njit(cache=True, parallel=True)
+@numba.njit(cache=True)
 def step_envs(s: Static, ep: Episode, d: Dyn, actions_E: np.ndarray, todo_E: np.ndarray,
               delay_E: np.ndarray, status_E: np.ndarray) -> None:
     """Place env ``e``'s pending pod on ``actions_E[e]`` and advance it, where ``todo_E[e]``.
 
-    In parallel over envs (numba threads). ``status_E[e]``: ``OK`` (``todo_E[e]`` cleared),
-    ``GROW`` (env ``e``'s node buffer is full and nothing of it changed: grow ``Q`` and call
-    again) or -1 (its pods would wait forever).
+    ``status_E[e]``: ``OK`` (``todo_E[e]`` cleared), ``GROW`` (env ``e``'s node buffer is
+    full and nothing of it changed: grow ``Q`` and call again) or -1 (its pods would wait
+    forever). :func:`step_envs_parallel` does the same on numba's threads.
     """
+    for e in range(d.task_E.shape[0]):
+        status_E[e] = _step_todo(s, ep, d, e, actions_E, todo_E, delay_E)
+
+
+@numba.njit(cache=True, parallel=True)
+def step_envs_parallel(s: Static, ep: Episode, d: Dyn, actions_E: np.ndarray,
+                       todo_E: np.ndarray, delay_E: np.ndarray, status_E: np.ndarray) -> None:
+    """:func:`step_envs` in parallel over envs (they share no state)."""
     for e in numba.prange(d.task_E.shape[0]):
-        status_E[e] = OK
-        if todo_E[e] and d.task_E[e] >= 0:
-            status_E[e] = _step_env(s, ep, d, e, actions_E[e], delay_E)
-            if status_E[e] == OK:
-                todo_E[e] = False
+        status_E[e] = _step_todo(s, ep, d, e, actions_E, todo_E, delay_E)
+
+
+@numba.njit(cache=True)
+def _step_todo(s: Static, ep: Episode, d: Dyn, e: int, actions_E: np.ndarray,
+               todo_E: np.ndarray, delay_E: np.ndarray) -> int:
+    if not todo_E[e] or d.task_E[e] < 0:
+        return OK
+    status = _step_env(s, ep, d, e, actions_E[e], delay_E)
+    if status == OK:
+        todo_E[e] = False
+    return status
 
 
 @numba.njit(cache=True)
@@ -1010,15 +1025,24 @@ def _play_env(s: Static, ep: Episode, d: Dyn, e: int, amortise: float, evict: fl
     return OK
 
 
-@numba.njit(cache=True, parallel=True)
+@numba.njit(cache=True)
 def play_envs(s: Static, ep: Episode, d: Dyn, amortise: float, evict: float,
               noise_SEN: np.ndarray, done_E: np.ndarray, delay_SE: np.ndarray,
               status_E: np.ndarray) -> None:
-    """:func:`_play_env` for every env, in parallel over envs (numba threads).
+    """:func:`_play_env` for every env.
 
-    Environments share no state, so each thread steps its own rows; ``status_E[e]`` is
-    ``OK``, ``GROW`` (grow ``Q`` and call again: ``done_E`` resumes every env) or -1 (pods
-    wait forever).
+    ``status_E[e]`` is ``OK``, ``GROW`` (grow ``Q`` and call again: ``done_E`` resumes every
+    env) or -1 (pods wait forever). :func:`play_envs_parallel` does the same on numba's
+    threads.
     """
+    for e in range(d.task_E.shape[0]):
+        status_E[e] = _play_env(s, ep, d, e, amortise, evict, noise_SEN, done_E, delay_SE)
+
+
+@numba.njit(cache=True, parallel=True)
+def play_envs_parallel(s: Static, ep: Episode, d: Dyn, amortise: float, evict: float,
+                       noise_SEN: np.ndarray, done_E: np.ndarray, delay_SE: np.ndarray,
+                       status_E: np.ndarray) -> None:
+    """:func:`play_envs` in parallel over envs (they share no state: each thread its rows)."""
     for e in numba.prange(d.task_E.shape[0]):
         status_E[e] = _play_env(s, ep, d, e, amortise, evict, noise_SEN, done_E, delay_SE)
