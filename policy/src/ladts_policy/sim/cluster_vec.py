@@ -151,6 +151,7 @@ class VecClusterSimulator:
         self._encode_envs = _Kernel(vec_encode.encode_envs, vec_encode.encode_envs_parallel,
                                     threads)
         self._play_envs = _Kernel(vd.play_envs, vd.play_envs_parallel, threads)
+        self._rollout_scores = _Kernel(vd.rollout_scores)
         self._layout = vec_encode.layout()
         self._vocab_col_M = np.array([MODEL_VOCAB.index(name if name in MODEL_VOCAB else "other")
                                       for name in self.static.model_names], dtype=np.int64)
@@ -280,6 +281,33 @@ class VecClusterSimulator:
         last = np.flatnonzero((~np.isnan(out)).any(axis=1))
         self._mask_EN[:] = False
         return out[: last[-1] + 1 if last.size else 0]
+
+    def rollout_scores(self, env: int, candidates: np.ndarray,
+                       future: tuple[np.ndarray, np.ndarray, np.ndarray]) -> np.ndarray:
+        """The rollout planner's score of each candidate node for env ``env``'s pending pod.
+
+        ``future`` is one sampled future (arrival times, model indices, steps) as
+        ``ladts_policy.rollout.RolloutPolicy`` draws it; the score is the summed estimated
+        delay of the pod on the candidate and the sampled requests placed by greedy on the
+        scheduler's projections (``vec_dynamics.rollout_scores``).
+        """
+        if self._d.task_E[env] < 0:
+            raise RuntimeError(f"env {env} has no pending task")
+        cand_C = np.asarray(candidates, dtype=np.int64)
+        time_K, model_K, steps_K = future
+        score_C = np.zeros(cand_C.shape[0])
+        self._rollout_scores(self._s_ref, self._ep_ref, self._d_ref, int(env), cand_C,
+                             np.asarray(time_K, dtype=float), np.asarray(model_K, dtype=np.int64),
+                             np.asarray(steps_K, dtype=np.int64), score_C)
+        return score_C
+
+    def recent_counts(self, env: int) -> np.ndarray:
+        """Return float [M]: requests per model in the popularity window (``recent_counts_M``)."""
+        return np.asarray(self._d.win_count_EM[env], dtype=float)
+
+    def now(self, env: int) -> float:
+        """The clock of one environment (its pending decision's time)."""
+        return float(self._d.now_E[env])
 
     # --- what schedulers and encoders read --------------------------------------------------
 

@@ -132,6 +132,13 @@ class Dyn(NamedTuple):
     next_change_EN: np.ndarray
     busy_until_EN: np.ndarray
     stale_at_EN: np.ndarray
+    # each node's projection after its queued pods (the rollout planner starts from it):
+    # cache, LRU stamps, stamp counter, and the time from which a new pod could start
+    proj_loaded_ENM: np.ndarray
+    proj_t_ENM: np.ndarray
+    proj_q_ENM: np.ndarray
+    proj_seq_EN: np.ndarray
+    proj_tail_EN: np.ndarray
     # episode totals
     placed_E: np.ndarray
     cold_starts_E: np.ndarray
@@ -202,6 +209,8 @@ DYN_INITIAL: dict[str, tuple[Any, float | bool | int]] = {
     "evicts_ENMK": (np.bool_, False), "observed_ENM": (np.bool_, False),
     "queue_len_EN": (np.int64, 0), "next_change_EN": (np.float64, math.inf),
     "busy_until_EN": (np.float64, 0.0), "stale_at_EN": (np.float64, math.inf),
+    "proj_loaded_ENM": (np.bool_, False), "proj_t_ENM": (np.float64, 0.0),
+    "proj_q_ENM": (np.int64, 0), "proj_seq_EN": (np.int64, 0), "proj_tail_EN": (np.float64, 0.0),
     "placed_E": (np.int64, 0), "cold_starts_E": (np.int64, 0), "busy_s_E": (np.float64, 0.0),
     "win_lo_E": (np.int64, 0), "win_count_EM": (np.int64, 0),
 }
@@ -315,6 +324,11 @@ def new_dyn_ref(g: Any) -> Any:
     r.next_change_EN = g.next_change_EN
     r.busy_until_EN = g.busy_until_EN
     r.stale_at_EN = g.stale_at_EN
+    r.proj_loaded_ENM = g.proj_loaded_ENM
+    r.proj_t_ENM = g.proj_t_ENM
+    r.proj_q_ENM = g.proj_q_ENM
+    r.proj_seq_EN = g.proj_seq_EN
+    r.proj_tail_EN = g.proj_tail_EN
     r.placed_E = g.placed_E
     r.cold_starts_E = g.cold_starts_E
     r.busy_s_E = g.busy_s_E
@@ -659,6 +673,11 @@ def _refresh(s: Static, ep: Episode, d: Dyn, e: int, n: int, order_M: np.ndarray
                 if not fits:  # unreachable when the model fits the node
                     d.evicts_ENMK[e, n, m, :] = False
     d.busy_until_EN[e, n] = max(last_finish if has_pods else -_INF, 0.0)
+    d.proj_loaded_ENM[e, n] = p_loaded_M
+    d.proj_t_ENM[e, n] = p_t_M
+    d.proj_q_ENM[e, n] = p_q_M
+    d.proj_seq_EN[e, n] = seq
+    d.proj_tail_EN[e, n] = threshold
     if s.scrape_interval_s > 0.0:
         stale = min(stale, now + s.scrape_interval_s - age)
     d.stale_at_EN[e, n] = stale
@@ -1046,3 +1065,90 @@ def play_envs_parallel(s: Static, ep: Episode, d: Dyn, amortise: float, evict: f
     """:func:`play_envs` in parallel over envs (they share no state: each thread its rows)."""
     for e in numba.prange(d.task_E.shape[0]):
         status_E[e] = _play_env(s, ep, d, e, amortise, evict, noise_SEN, done_E, delay_SE)
+
+
+# --- the rollout planner's lookahead (ladts_policy.rollout) ---------------------------------
+
+
+@numba.njit(cache=True)
+def _proj_place(s: Static, n: int, m: int, steps: int, f: float, t: float,
+                loaded_NM: np.ndarray, t_NM: np.ndarray, q_NM: np.ndarray, seq_N: np.ndarray,
+                tail_N: np.ndarray, order_M: np.ndarray, evict_M: np.ndarray) -> float:
+    """``NodeServer.place`` on a one-slot projection at ``t``; returns the finish time.
+
+    The pod starts at ``max(t, tail)`` (after the last start and the last finish); a cold
+    start evicts LRU-first until the model fits (no model is busy then).
+    """
+    start = max(t, tail_N[n])
+    cold = not loaded_NM[n, m]
+    if cold:
+        _make_room(s.vram_gib_N, s.memory_gib_NM, n, s.memory_gib_NM[n, m], loaded_NM[n],
+                   t_NM[n], q_NM[n], order_M, evict_M)
+        for k in range(evict_M.shape[0]):
+            if evict_M[k]:
+                loaded_NM[n, k] = False
+    finish = start + 1.0 * f * _service(s.overhead_s_NM, s.s_per_step_NM, s.load_s_NM, n, m,
+                                        steps, cold)
+    seq_N[n] += 1
+    loaded_NM[n, m] = True
+    t_NM[n, m] = start
+    q_NM[n, m] = seq_N[n]
+    tail_N[n] = finish
+    return finish
+
+
+@numba.njit(cache=True)
+def rollout_scores(s: Static, ep: Episode, d: Dyn, e: int, cand_C: np.ndarray,
+                   fut_t_K: np.ndarray, fut_m_K: np.ndarray, fut_steps_K: np.ndarray,
+                   score_C: np.ndarray) -> None:
+    """``RolloutPolicy._roll`` of env ``e`` for each candidate node, on one sampled future.
+
+    From every node's projection (``proj_*``), the pending pod goes to the candidate, then
+    each sampled request ``(fut_t_K, fut_m_K, fut_steps_K)`` to the ready node (not
+    cordoned, can run it) with the earliest estimated finish (first on ties);
+    ``score_C[c]`` is the summed delay of the pod and the requests.
+    """
+    num_nodes = d.cordoned_EN.shape[1]
+    num_models = d.head_EM.shape[1]
+    order_M = np.zeros(num_models, dtype=np.int64)
+    evict_M = np.zeros(num_models, dtype=np.bool_)
+    loaded_NM = np.empty((num_nodes, num_models), dtype=np.bool_)
+    t_NM = np.empty((num_nodes, num_models))
+    q_NM = np.empty((num_nodes, num_models), dtype=np.int64)
+    seq_N = np.empty(num_nodes, dtype=np.int64)
+    tail_N = np.empty(num_nodes)
+    task = d.task_E[e]
+    m0 = ep.model_ET[e, task]
+    steps0 = ep.steps_ET[e, task]
+    now = d.now_E[e]
+    for c in range(cand_C.shape[0]):
+        loaded_NM[:] = d.proj_loaded_ENM[e]
+        t_NM[:] = d.proj_t_ENM[e]
+        q_NM[:] = d.proj_q_ENM[e]
+        seq_N[:] = d.proj_seq_EN[e]
+        tail_N[:] = d.proj_tail_EN[e]
+        first = cand_C[c]
+        finish = _proj_place(s, first, m0, steps0, d.factor_ENM[e, first, m0], now, loaded_NM,
+                             t_NM, q_NM, seq_N, tail_N, order_M, evict_M)
+        total = finish - ep.arrival_ET[e, task]
+        for k in range(fut_t_K.shape[0]):
+            t = fut_t_K[k]
+            m = fut_m_K[k]
+            steps = fut_steps_K[k]
+            best = _INF
+            best_node = -1
+            for n in range(num_nodes):
+                if d.cordoned_EN[e, n] or not s.can_run_NM[n, m]:
+                    continue
+                start = max(t, tail_N[n])
+                cold = not loaded_NM[n, m]
+                finish = start + 1.0 * d.factor_ENM[e, n, m] * _service(
+                    s.overhead_s_NM, s.s_per_step_NM, s.load_s_NM, n, m, steps, cold)
+                if finish < best:
+                    best = finish
+                    best_node = n
+            if best_node >= 0:
+                _proj_place(s, best_node, m, steps, d.factor_ENM[e, best_node, m], t,
+                            loaded_NM, t_NM, q_NM, seq_N, tail_N, order_M, evict_M)
+                total += best - t
+        score_C[c] = total
