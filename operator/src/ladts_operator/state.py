@@ -276,7 +276,7 @@ class ClusterState:
         timing = entry.profile.timings.get(pod.work.model)
         if placement is None or timing is None:
             return
-        predicted = timing.service_s(pod.work.steps) + (timing.load_s if placement.cold else 0)
+        predicted = timing.run_s(pod.work.steps, placement.cold)
         start = replay.starts[pod.uid]
         observed = finish - start
         self.corrector.observe(entry.obs.name, pod.work.model,

@@ -25,7 +25,7 @@ import numpy as np
 
 from ladts_policy.features import ClusterSnapshot, TaskSpec, loaded_multi_hot
 from ladts_policy.sim.base import DecisionView
-from ladts_policy.sim.cluster_config import ClusterConfig
+from ladts_policy.sim.cluster_config import ClusterConfig, warm_service_s
 from ladts_policy.sim.cluster_state import EnvState, StaticArrays
 from ladts_policy.sim.node_service import ServiceTask
 
@@ -128,8 +128,8 @@ class ClusterSimulator:
         b, rows = self._blocks, np.arange(self._num_envs)
         threshold_EN = b["threshold_NM"][rows, :, model_E]
         cold_EN = b["cold_NM"][rows, :, model_E]
-        per_step_EN = s.s_per_step_NM[:, model_E].T
-        service_EN = s.overhead_s_NM[:, model_E].T + steps_E[:, None] * per_step_EN
+        service_EN = np.asarray(warm_service_s(s.overhead_s_NM[:, model_E].T,
+                                               s.s_per_step_NM[:, model_E].T, steps_E[:, None]))
         service_EN += np.where(cold_EN, s.load_s_NM[:, model_E].T, 0.0)
         service_EN *= b["factor_NM"][rows, :, model_E]
         with np.errstate(invalid="ignore"):
@@ -181,7 +181,8 @@ class ClusterSimulator:
         name = s.model_names[m]
         cold_N = state.cold_NM[:, m]
         factor_N = state.factor_NM[:, m]
-        service_N = factor_N * (s.overhead_s_NM[:, m] + state.steps * s.s_per_step_NM[:, m])
+        service_N = factor_N * warm_service_s(s.overhead_s_NM[:, m], s.s_per_step_NM[:, m],
+                                              state.steps)
         load_N = factor_N * s.load_s_NM[:, m]
         start_N = np.maximum(state.now, state.threshold_NM[:, m])
         delay_N = start_N + service_N + np.where(cold_N, load_N, 0.0) - state.arrival

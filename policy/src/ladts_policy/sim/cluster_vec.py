@@ -27,7 +27,7 @@ from ladts_policy.features_batch import EncodedBatch, SnapshotBatch
 from ladts_policy.service_estimate import CorrectionConfig
 from ladts_policy.sim.base import DecisionView
 from ladts_policy.sim.cluster import POPULARITY_WINDOW_S, ClusterSimulator
-from ladts_policy.sim.cluster_config import ClusterConfig
+from ladts_policy.sim.cluster_config import ClusterConfig, warm_service_s
 from ladts_policy.sim.cluster_state import StaticArrays
 from ladts_policy.sim.node_service import ServiceTask
 from ladts_policy.sim.workload import (
@@ -353,7 +353,7 @@ class VecClusterSimulator:
         sps_RN = s.s_per_step_NM[nodes[None, :], m_R[:, None]]
         ovh_RN = s.overhead_s_NM[nodes[None, :], m_R[:, None]]
         load_s_RN = s.load_s_NM[nodes[None, :], m_R[:, None]]
-        service_RN = factor_RN * (ovh_RN + steps_R[:, None] * sps_RN)
+        service_RN = factor_RN * warm_service_s(ovh_RN, sps_RN, steps_R[:, None])
         load_RN = factor_RN * load_s_RN
         start_RN = np.maximum(now_R1, d.threshold_ENM[take])
         with np.errstate(invalid="ignore"):

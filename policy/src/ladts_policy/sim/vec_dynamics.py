@@ -342,8 +342,12 @@ def new_dyn_ref(g: Any) -> Any:
 
 @numba.njit(cache=True)
 def _service(overhead_s_NM: np.ndarray, s_per_step_NM: np.ndarray, load_s_NM: np.ndarray,
-             n: int, m: int, steps: int, cold: bool) -> float:
-    """``NodeServer.service_s``: load (if cold) + ``ModelTiming.service_s``."""
+             n: int, m: int, steps: float, cold: bool) -> float:
+    """``NodeServer.service_s``: load (if cold) + ``ModelTiming.service_s``.
+
+    The compiled twin of ``cluster_config.warm_service_s`` (the kernels cannot call Python);
+    every kernel computes run times through it.
+    """
     warm = overhead_s_NM[n, m] + steps * s_per_step_NM[n, m]
     return (load_s_NM[n, m] if cold else 0.0) + warm
 
@@ -913,9 +917,8 @@ def _est_delay(s: Static, d: Dyn, e: int, n: int, m: int, steps: float, now: flo
     """``DecisionView.expected_delay_EN`` of one node (``ClusterSimulator._view``)."""
     if not s.can_run_NM[n, m]:
         return _INF
-    service = s.overhead_s_NM[n, m] + steps * s.s_per_step_NM[n, m]
-    load = s.load_s_NM[n, m] if d.cold_ENM[e, n, m] else 0.0
-    service = (service + load) * d.factor_ENM[e, n, m]
+    service = _service(s.overhead_s_NM, s.s_per_step_NM, s.load_s_NM, n, m, steps,
+                       d.cold_ENM[e, n, m]) * d.factor_ENM[e, n, m]
     return max(now, d.threshold_ENM[e, n, m]) + service - arrival
 
 

@@ -20,6 +20,7 @@ import numba
 import numpy as np
 
 from ladts_policy.contract import MODEL_VOCAB, SPEC
+from ladts_policy.sim.vec_dynamics import _service
 
 NODE_RAW = ("present", "ready", "fits", "resident", "speed", "service_s", "load_s", "vram_gib",
             "vram_free_gib", "queue_len", "running", "backlog_s", "concurrency",
@@ -157,7 +158,8 @@ def _encode_env(
                        and d.req_mem_EN[e, n] + s.pod_mem_M[m] <= s.memory_N[n] + tol)
         present = (not cordoned) or queue > 0
         ready = schedulable or (not cordoned and not can)
-        service = f * (s.overhead_s_NM[n, m] + steps * s.s_per_step_NM[n, m])
+        service = f * _service(s.overhead_s_NM, s.s_per_step_NM, s.load_s_NM, n, m, steps,
+                               False)
         load = f * s.load_s_NM[n, m]
         used = 0.0
         for k in range(num_models):
