@@ -4,7 +4,7 @@ Each round resets ``--envs`` environments in lockstep (one episode each; ``paper
 30 k decisions per episode, ``k8s-edge`` about 3,600, or ``--horizon-s`` seconds of it) and
 plays them to the end; the figure counts placed tasks only and is printed as
 ``N decisions/s`` on the last line. ``k8s-edge`` runs on the vectorised simulator
-(``ladts_policy.sim.cluster_vec``; ``--reference`` for ``ClusterSimulator``), ``--encoded``
+(``ladts_policy.sim.dynamics.cluster_vec``; ``--reference`` for ``ClusterSimulator``), ``--encoded``
 steps the Gymnasium ``ClusterVectorEnv`` and counts encoded steps. On the vectorised simulator
 ``greedy`` and ``residency-greedy`` play each round in compiled code
 (``VecClusterSimulator.play``: the same decisions as the ``policy.act`` loop, which
@@ -26,15 +26,15 @@ import numpy as np
 
 from ladts_policy.baselines import GreedyPolicy, ResidencyGreedyPolicy, make_policy
 from ladts_policy.sim.base import DecisionView, VecSimulator
-from ladts_policy.sim.cluster_config import ClusterConfig
-from ladts_policy.sim.paper import PaperConfig, PaperSimulator
-from ladts_policy.sim.scenario import load_scenario
+from ladts_policy.sim.config.cluster_config import ClusterConfig
+from ladts_policy.sim.config.scenario import load_scenario
+from ladts_policy.sim.dynamics.paper import PaperConfig, PaperSimulator
 
 
 def run_round(sim: VecSimulator, policy_name: str, seeds: list[int],
               stepwise: bool = False) -> tuple[int, float]:
     """Play one lockstep round; return (decisions, mean service delay in seconds)."""
-    from ladts_policy.sim.cluster_vec import VecClusterSimulator
+    from ladts_policy.sim.dynamics.cluster_vec import VecClusterSimulator
 
     policy = make_policy(policy_name)
     policy.reset(num_envs=sim.num_envs, num_nodes=sim.num_nodes, seed=seeds[0])
@@ -58,7 +58,7 @@ def run_round(sim: VecSimulator, policy_name: str, seeds: list[int],
 
 def encoded_steps(sim: VecSimulator, envs: int, rounds: int, threads: int = 1) -> None:
     """Drive the k8s-edge VectorEnv for ``rounds`` x one episode's decisions per env."""
-    from ladts_policy.sim.cluster_vector_env import ClusterVectorEnv
+    from ladts_policy.sim.envs.cluster_vector_env import ClusterVectorEnv
 
     config = getattr(sim, "config", None)
     if not isinstance(config, ClusterConfig):
@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> None:
     else:
         import dataclasses
 
-        from ladts_policy.sim.cluster_vec import make_cluster_simulator
+        from ladts_policy.sim.dynamics.cluster_vec import make_cluster_simulator
 
         config = load_scenario(args.scenario).config
         if args.horizon_s is not None:

@@ -17,14 +17,14 @@ from ladts_policy.baselines import make_policy
 from ladts_policy.features import encode
 from ladts_policy.features_batch import encode_batch
 from ladts_policy.sim.base import DecisionView
-from ladts_policy.sim.cluster import ClusterSimulator
-from ladts_policy.sim.cluster_config import ClusterConfig
-from ladts_policy.sim.cluster_vec import (
+from ladts_policy.sim.config.cluster_config import ClusterConfig
+from ladts_policy.sim.config.scenario import load_scenario
+from ladts_policy.sim.dynamics.cluster import ClusterSimulator
+from ladts_policy.sim.dynamics.cluster_vec import (
     VecClusterSimulator,
     make_cluster_simulator,
     vectorisable,
 )
-from ladts_policy.sim.scenario import load_scenario
 
 TOL_S = 1e-9
 _FLOAT_FIELDS = ("expected_delay_EN", "load_s_EN", "evict_cost_EN", "capacity_EN",

@@ -15,9 +15,9 @@ import pytest
 
 from ladts_policy.rollout import RolloutPolicy
 from ladts_policy.sim.base import DecisionView
-from ladts_policy.sim.cluster import POPULARITY_WINDOW_S, ClusterSimulator
-from ladts_policy.sim.cluster_vec import VecClusterSimulator
-from ladts_policy.sim.scenario import load_scenario
+from ladts_policy.sim.config.scenario import load_scenario
+from ladts_policy.sim.dynamics.cluster import POPULARITY_WINDOW_S, ClusterSimulator
+from ladts_policy.sim.dynamics.cluster_vec import VecClusterSimulator
 
 TOL_S = 1e-9
 

@@ -302,7 +302,7 @@ def evaluate(
     """
     from tqdm import tqdm
 
-    from ladts_policy.sim.scenario import load_scenario
+    from ladts_policy.sim.config.scenario import load_scenario
 
     if episodes < 1:
         raise ValueError(f"episodes must be >= 1, got {episodes}")

@@ -21,8 +21,8 @@ import numpy as np
 
 from ladts_policy.contract import MODEL_VOCAB
 from ladts_policy.features import ClusterSnapshot, TaskSpec
-from ladts_policy.sim.cluster_config import warm_service_s
-from ladts_policy.sim.node_service import AnyNodeServer, ExclusiveNodeServer
+from ladts_policy.sim.config.cluster_config import warm_service_s
+from ladts_policy.sim.dynamics.node_service import AnyNodeServer, ExclusiveNodeServer
 
 
 @dataclass(frozen=True)

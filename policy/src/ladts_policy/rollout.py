@@ -12,7 +12,7 @@ It plans on the scheduler's view only: the per-node projections the simulator pu
 (``EnvState.projections``: observable pods, corrected run-time estimates), never the true
 run times. It needs the simulator (``attach``), so it runs in ``ladts evaluate`` and the
 benchmarks, not in the operator. On the vectorised simulator
-(:class:`~ladts_policy.sim.cluster_vec.VecClusterSimulator`) the lookahead runs compiled
+(:class:`~ladts_policy.sim.dynamics.cluster_vec.VecClusterSimulator`) the lookahead runs compiled
 (``VecClusterSimulator.rollout_scores``) on the same sampled futures, so both simulators
 give the same decisions (``tests/policy/test_rollout_vec.py``); on the reference
 ``ClusterSimulator`` it clones the projected node servers.
@@ -26,14 +26,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ladts_policy.sim.base import DecisionView
-from ladts_policy.sim.cluster import POPULARITY_WINDOW_S, ClusterSimulator
-from ladts_policy.sim.node_service import ServiceTask
-from ladts_policy.sim.workload import draw_arrival_times
+from ladts_policy.sim.dynamics.cluster import POPULARITY_WINDOW_S, ClusterSimulator
+from ladts_policy.sim.dynamics.node_service import ServiceTask
+from ladts_policy.sim.dynamics.workload import draw_arrival_times
 
 if TYPE_CHECKING:
-    from ladts_policy.sim.cluster_config import ClusterConfig
-    from ladts_policy.sim.cluster_state import EnvState
-    from ladts_policy.sim.cluster_vec import VecClusterSimulator
+    from ladts_policy.sim.config.cluster_config import ClusterConfig
+    from ladts_policy.sim.dynamics.cluster_state import EnvState
+    from ladts_policy.sim.dynamics.cluster_vec import VecClusterSimulator
 
 MIN_OBSERVED = 20
 """Sampled futures use the observed model mix once this many recent requests were seen."""
@@ -54,7 +54,7 @@ class RolloutPolicy:
 
     def attach(self, sim: Any) -> None:
         """Attach the simulator whose projections the planner rolls forward."""
-        from ladts_policy.sim.cluster_vec import VecClusterSimulator
+        from ladts_policy.sim.dynamics.cluster_vec import VecClusterSimulator
 
         if not isinstance(sim, ClusterSimulator | VecClusterSimulator):
             raise ValueError("policy 'rollout' needs a k8s-edge scenario")

@@ -4,7 +4,7 @@ One policy must serve 2 to 500 nodes, any GPU mix and any load, so it trains on 
 clusters rather than on one preset. :func:`generate_scenario` draws one cluster per
 ``(training seed, index)``: node count, GPU mix, load, initial residency, drift and churn,
 as a scenario document that goes through the ordinary validation
-(:func:`ladts_policy.sim.scenario.scenario_from_mapping`), so every generated cluster is a
+(:func:`ladts_policy.sim.config.scenario.scenario_from_mapping`), so every generated cluster is a
 valid, readable scenario file (:func:`scenario_yaml`). The model mix, its step ranges and the
 hidden uncertainty come from the base scenario (``k8s-edge`` by default); GPU timings are the
 shipped profile table (``scenarios/gpu-profiles.yaml``).
@@ -24,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from ladts_policy.sim.cluster_config import ClusterConfig, GpuProfile, ModelSpec
-from ladts_policy.sim.scenario import Scenario, scenario_from_mapping
+from ladts_policy.sim.config.cluster_config import ClusterConfig, GpuProfile, ModelSpec
+from ladts_policy.sim.config.scenario import Scenario, scenario_from_mapping
 
 HELD_OUT_SEED_START = 10_000
 """Seeds from here up are evaluation seeds; the generator refuses them."""

@@ -1,11 +1,12 @@
 # mypy: disable-error-code="no-untyped-call,no-any-return,call-arg,var-annotated"
 """Compiled dynamics of the vectorised ``k8s-edge`` simulator (struct-of-arrays over envs).
 
-The same discipline as :class:`ladts_policy.sim.node_service.NodeServer` and
-:class:`ladts_policy.sim.cluster_state.EnvState` (the reference, which stays as it is), for
-the common case every preset uses: **one pod at a time per node** (``concurrency == 1``) and
-the time-sliced (not ``exclusive``) mode. ``ladts_policy.sim.cluster_vec`` builds the arrays
-and falls back to the reference for any other scenario.
+The same discipline as :class:`ladts_policy.sim.dynamics.node_service.NodeServer` and
+:class:`ladts_policy.sim.dynamics.cluster_state.EnvState` (the reference, which stays as it
+is), for the common case every preset uses: **one pod at a time per node**
+(``concurrency == 1``) and the time-sliced (not ``exclusive``) mode.
+``ladts_policy.sim.dynamics.cluster_vec`` builds the arrays and falls back to the reference
+for any other scenario.
 
 With one slot the node is a FIFO: pods start and finish in placement order, a pod starts at
 ``max(now, finish of the pod ahead, last start)``, and no model is busy when a pod starts, so

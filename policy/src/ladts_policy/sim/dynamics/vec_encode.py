@@ -20,7 +20,7 @@ import numba
 import numpy as np
 
 from ladts_policy.contract import MODEL_VOCAB, SPEC
-from ladts_policy.sim.vec_dynamics import _service
+from ladts_policy.sim.dynamics.vec_dynamics import _service
 
 NODE_RAW = ("present", "ready", "fits", "resident", "speed", "service_s", "load_s", "vram_gib",
             "vram_free_gib", "queue_len", "running", "backlog_s", "concurrency",

@@ -1,8 +1,9 @@
 """The ``k8s-edge`` simulator: heterogeneous GPU nodes serving diffusion pods, in lockstep.
 
 Each environment replays its own episode (requests and churn drawn from its seed, see
-:mod:`ladts_policy.sim.workload`) through one :class:`~ladts_policy.sim.node_service.NodeServer`
-per node. One step = one placement decision per active environment.
+:mod:`ladts_policy.sim.dynamics.workload`) through one
+:class:`~ladts_policy.sim.dynamics.node_service.NodeServer` per node. One step = one placement
+decision per active environment.
 
 - Default (time-sliced) mode: a pod is decided at its arrival and queues at its node; its
   delay (finish - arrival) is fixed at placement.
@@ -25,9 +26,9 @@ import numpy as np
 
 from ladts_policy.features import ClusterSnapshot, TaskSpec, loaded_multi_hot
 from ladts_policy.sim.base import DecisionView
-from ladts_policy.sim.cluster_config import ClusterConfig, warm_service_s
-from ladts_policy.sim.cluster_state import EnvState, StaticArrays
-from ladts_policy.sim.node_service import ServiceTask
+from ladts_policy.sim.config.cluster_config import ClusterConfig, warm_service_s
+from ladts_policy.sim.dynamics.cluster_state import EnvState, StaticArrays
+from ladts_policy.sim.dynamics.node_service import ServiceTask
 
 _SHARED = ("threshold_NM", "cold_NM", "factor_NM", "evicts_NMK", "queue_len_N", "cordoned_N",
            "req_cpu_N", "req_mem_N")

@@ -40,7 +40,7 @@ import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
-from ladts_policy.sim.cluster_config import ModelTiming, NodeSpec
+from ladts_policy.sim.config.cluster_config import ModelTiming, NodeSpec
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ observation is the new episode's first); its final delay is the reward of that s
 Reward: minus the placed pod's delay in seconds.
 
 The environments run on the vectorised simulator
-(:class:`~ladts_policy.sim.cluster_vec.VecClusterSimulator`) with the batched encoder
+(:class:`~ladts_policy.sim.dynamics.cluster_vec.VecClusterSimulator`) with the batched encoder
 (``VecClusterSimulator.encode_all``, compiled; the same values as
 :func:`ladts_policy.features_batch.encode_batch`) wherever it applies (one pod per node,
 time-sliced: every preset), else on the reference ``ClusterSimulator`` with
@@ -25,9 +25,9 @@ import numpy as np
 
 from ladts_policy.contract import SPEC
 from ladts_policy.features import encode
-from ladts_policy.sim.cluster import ClusterSimulator
-from ladts_policy.sim.cluster_config import ClusterConfig
-from ladts_policy.sim.cluster_vec import VecClusterSimulator, make_cluster_simulator
+from ladts_policy.sim.config.cluster_config import ClusterConfig
+from ladts_policy.sim.dynamics.cluster import ClusterSimulator
+from ladts_policy.sim.dynamics.cluster_vec import VecClusterSimulator, make_cluster_simulator
 
 _HIGH = 1e6
 

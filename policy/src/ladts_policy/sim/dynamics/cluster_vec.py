@@ -1,11 +1,11 @@
 """The vectorised ``k8s-edge`` simulator: every environment's state as ``[E, ...]`` arrays.
 
 :class:`VecClusterSimulator` has the interface of
-:class:`ladts_policy.sim.cluster.ClusterSimulator` (``reset``, ``reset_env``, ``step``,
+:class:`ladts_policy.sim.dynamics.cluster.ClusterSimulator` (``reset``, ``reset_env``, ``step``,
 ``current_view``, ``snapshot``, ``service_task``, ``episode_stats``) and the same dynamics,
 draws and seeds, but keeps the node servers, the scheduler's projections and the
 ``ServiceTimeCorrector`` state as struct-of-arrays stepped by the compiled kernels of
-:mod:`ladts_policy.sim.vec_dynamics`. It also gives every environment's snapshot at once
+:mod:`ladts_policy.sim.dynamics.vec_dynamics`. It also gives every environment's snapshot at once
 (:meth:`VecClusterSimulator.snapshot_batch`) for the batched feature encoder.
 
 It covers scenarios whose nodes run one pod at a time in the time-sliced mode (every preset).
@@ -26,11 +26,11 @@ from ladts_policy.features import ClusterSnapshot, TaskSpec
 from ladts_policy.features_batch import EncodedBatch, SnapshotBatch
 from ladts_policy.service_estimate import CorrectionConfig
 from ladts_policy.sim.base import DecisionView
-from ladts_policy.sim.cluster import POPULARITY_WINDOW_S, ClusterSimulator
-from ladts_policy.sim.cluster_config import ClusterConfig, warm_service_s
-from ladts_policy.sim.cluster_state import StaticArrays
-from ladts_policy.sim.node_service import ServiceTask
-from ladts_policy.sim.workload import (
+from ladts_policy.sim.config.cluster_config import ClusterConfig, warm_service_s
+from ladts_policy.sim.dynamics.cluster import POPULARITY_WINDOW_S, ClusterSimulator
+from ladts_policy.sim.dynamics.cluster_state import StaticArrays
+from ladts_policy.sim.dynamics.node_service import ServiceTask
+from ladts_policy.sim.dynamics.workload import (
     draw_churn,
     draw_hidden,
     draw_resident,
@@ -39,8 +39,8 @@ from ladts_policy.sim.workload import (
 )
 
 try:
-    from ladts_policy.sim import vec_dynamics as vd
-    from ladts_policy.sim import vec_encode
+    from ladts_policy.sim.dynamics import vec_dynamics as vd
+    from ladts_policy.sim.dynamics import vec_encode
 except ImportError:  # no numba (the serving image installs the runtime only): reference only
     vd = None  # type: ignore[assignment]
 
@@ -425,8 +425,9 @@ class VecClusterSimulator:
     def encode_all(self, *, node_slots: int) -> EncodedBatch:
         """Every environment's ``features.encode`` output, from one compiled pass.
 
-        The same values as ``encode_batch(snapshot_batch())`` (``ladts_policy.sim.vec_encode``);
-        rows of ended episodes are zero. Fresh arrays on every call.
+        The same values as ``encode_batch(snapshot_batch())``
+        (``ladts_policy.sim.dynamics.vec_encode``); rows of ended episodes are zero. Fresh arrays
+        on every call.
 
         Raises:
             ValueError: the scenario has more nodes than ``node_slots``.

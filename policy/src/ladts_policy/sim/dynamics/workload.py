@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ladts_policy.sim.cluster_config import (
+from ladts_policy.sim.config.cluster_config import (
     ArrivalSpec,
     ChurnSpec,
     ClusterConfig,

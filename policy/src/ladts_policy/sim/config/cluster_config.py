@@ -3,7 +3,7 @@
 Units: seconds, GiB, CPU cores, megabits. The GPU figures come from
 ``docs/scenarios.md`` (GPU profile defaults and their sources); the sources quote GB and
 the tables use the same numbers as GiB (a 7 % difference, far inside the stated ranges). Parsing and
-validation live in :mod:`ladts_policy.sim.cluster_schema`; the schema is documented in
+validation live in :mod:`ladts_policy.sim.config.cluster_schema`; the schema is documented in
 ``docs/scenarios.md``.
 """
 
@@ -52,7 +52,7 @@ def warm_service_s(overhead_s: np.ndarray | float, s_per_step: np.ndarray | floa
     """Profile seconds of one warm request: ``overhead_s + steps * s_per_step``.
 
     The one implementation of the warm run time, for scalars or arrays (element-wise); the
-    compiled simulator's twin is ``ladts_policy.sim.vec_dynamics._service``, which the
+    compiled simulator's twin is ``ladts_policy.sim.dynamics.vec_dynamics._service``, which the
     differential tests (``tests/policy/test_cluster_vec.py``) hold to it.
     """
     return overhead_s + steps * s_per_step
