@@ -27,8 +27,8 @@ from ladts_policy.baselines import GreedyPolicy, ResidencyGreedyPolicy
 from ladts_policy.bundled import bundled_policy_path
 from ladts_policy.features import encode
 from ladts_policy.onnx_eval import load_policy_session
-from ladts_policy.sim.cluster import ClusterSimulator
-from ladts_policy.sim.scenario import load_scenario, scenario_from_mapping
+from ladts_policy.sim.config.scenario import load_scenario, scenario_from_mapping
+from ladts_policy.sim.dynamics.cluster import ClusterSimulator
 
 NODES = [("agx-orin-64", "w-orin"), ("orin-nx-16", "w-nx"), ("rtx-4090", "w-4090")]
 

@@ -29,7 +29,7 @@ import time
 from ladts_operator.offline import OfflineCluster, pod_object, populate, scaled_nodes
 from ladts_operator.runtime import build_runtime
 from ladts_operator.settings import ServeSettings
-from ladts_policy.sim.scenario import load_scenario
+from ladts_policy.sim.config.scenario import load_scenario
 
 
 def main() -> int:

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ladts_policy.evaluate import episode_seed, run_policy
-from ladts_policy.sim.paper import PaperSimulator
+from ladts_policy.sim.dynamics.paper import PaperSimulator
 from ladts_policy.train.eval_policy import CheckpointPolicy
 from ladts_policy.train.trainer import paper_config_for
 

@@ -23,8 +23,8 @@ from ladts_policy.baselines import make_policy
 from ladts_policy.commands.arg_types import seed_list
 from ladts_policy.evaluate import episode_seed, policy_seed, summarise
 from ladts_policy.sim.base import DecisionView
-from ladts_policy.sim.cluster import ClusterSimulator
-from ladts_policy.sim.scenario import load_scenario
+from ladts_policy.sim.config.scenario import load_scenario
+from ladts_policy.sim.dynamics.cluster import ClusterSimulator
 
 
 def run(config: object, name: str, seeds: list[int]) -> tuple[list[np.ndarray], float, float]:

@@ -35,7 +35,7 @@ from ladts_operator.runtime import build_runtime
 from ladts_operator.scoring import score_array
 from ladts_operator.settings import ServeSettings
 from ladts_policy.features import encode
-from ladts_policy.sim.scenario import load_scenario
+from ladts_policy.sim.config.scenario import load_scenario
 
 STEPS = ("parse", "snapshot", "encode", "score", "map", "answer", "json", "total", "handle",
          "filter")

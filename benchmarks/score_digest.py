@@ -30,7 +30,7 @@ from ladts_operator.offline import OfflineCluster, pod_object, populate, scaled_
 from ladts_operator.runtime import build_runtime
 from ladts_operator.settings import ServeSettings
 from ladts_operator.untrained_policy import write_untrained_policy
-from ladts_policy.sim.scenario import load_scenario
+from ladts_policy.sim.config.scenario import load_scenario
 
 CASES = (("residency-greedy", 60, None), ("greedy", 120, None), ("spread", 40, None),
          ("least-queue", 40, None), ("residency-greedy", 80, "untrained"),

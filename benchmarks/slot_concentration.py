@@ -19,7 +19,7 @@ import numpy as np
 
 from ladts_policy.baselines import SchedulingPolicy, make_policy
 from ladts_policy.evaluate import episode_seed
-from ladts_policy.sim.paper import PaperConfig, PaperSimulator
+from ladts_policy.sim.dynamics.paper import PaperConfig, PaperSimulator
 
 
 def build(name: str) -> SchedulingPolicy:

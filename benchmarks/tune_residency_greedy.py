@@ -21,7 +21,7 @@ import numpy as np
 from ladts_policy.baselines import ResidencyGreedyPolicy, make_policy
 from ladts_policy.commands.arg_types import seed_list
 from ladts_policy.evaluate import EVAL_SEED_BASE, episode_seed, policy_seed, run_policy
-from ladts_policy.sim.scenario import load_scenario
+from ladts_policy.sim.config.scenario import load_scenario
 
 
 def _floats(value: str) -> list[float]:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 #: Core dependencies the runtime image leaves out: matplotlib is only imported when a plot
 #: is written (ladts_policy/plots.py), which the extender never does; numba (with llvmlite,
-#: about 200 MiB) only compiles the vectorised simulator (ladts_policy/sim/cluster_vec.py),
+#: about 200 MiB) only compiles the vectorised simulator (ladts_policy/sim/dynamics/cluster_vec.py),
 #: which falls back to the reference simulator without it and which the extender never runs.
 EXCLUDED = frozenset({"matplotlib", "numba"})
 #: Optional-dependency groups installed on top of the core set.

@@ -43,7 +43,7 @@ from e2e.bench.workload import bench_cluster, draw_requests
 from e2e.emulation.records import SUCCEEDED, PodRecord
 from e2e.emulation.scenario_nodes import load_cluster
 from e2e.emulation.service import ScenarioService
-from ladts_policy.sim.cluster_config import ClusterConfig
+from ladts_policy.sim.config.cluster_config import ClusterConfig
 
 SCHEDULER_NAME = "default-scheduler"
 

@@ -29,7 +29,7 @@ from e2e.emulation.controller import DEFAULT_SELECTOR, EmulationController
 from e2e.emulation.records import REJECTED, REMOVED, SUCCEEDED, PodRecord
 from e2e.emulation.scenario_nodes import create_nodes, wait_nodes_ready
 from e2e.emulation.service import ScenarioService
-from ladts_policy.sim.cluster_config import ClusterConfig
+from ladts_policy.sim.config.cluster_config import ClusterConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 #: Wall seconds between the clock's creation and cluster time 0 (the submitter starts).

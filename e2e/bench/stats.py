@@ -16,7 +16,7 @@ import numpy as np
 
 from e2e.emulation.records import SUCCEEDED, PodRecord
 from ladts_policy.evaluate import t_quantile_975
-from ladts_policy.sim.node_service import NodeServer, ServiceTask
+from ladts_policy.sim.dynamics.node_service import NodeServer, ServiceTask
 
 
 def delay_stats(values: Sequence[float]) -> dict[str, float]:

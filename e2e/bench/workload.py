@@ -9,13 +9,13 @@ from typing import Any
 
 from e2e.emulation.pods import aigc_pod_manifest
 from e2e.emulation.scenario_nodes import GPU_PROFILE_LABEL
-from ladts_policy.sim.cluster_config import (
+from ladts_policy.sim.config.cluster_config import (
     ChurnSpec,
     ClusterConfig,
     ResidencySpec,
     UncertaintySpec,
 )
-from ladts_policy.sim.workload import Workload, draw_workload, episode_generators
+from ladts_policy.sim.dynamics.workload import Workload, draw_workload, episode_generators
 
 NAMESPACE = "default"
 

@@ -1,6 +1,6 @@
 """One node's model-server FIFO with removals and rebuilds (pure, no I/O).
 
-:class:`NodeQueue` wraps the simulator's :class:`~ladts_policy.sim.node_service.NodeServer`
+:class:`NodeQueue` wraps the simulator's :class:`~ladts_policy.sim.dynamics.node_service.NodeServer`
 (the discipline itself: FIFO up to the concurrency, VRAM admission, cold starts) and adds what a
 live cluster needs and the simulator does not:
 
@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
-from ladts_policy.sim.node_service import NodeServer, ServiceTask, Stamp
+from ladts_policy.sim.dynamics.node_service import NodeServer, ServiceTask, Stamp
 
 
 @dataclass(frozen=True)

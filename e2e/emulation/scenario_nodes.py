@@ -1,7 +1,7 @@
 """Turn a ``k8s-edge`` scenario into kwok-managed Node objects, and create / delete them.
 
 Pure part: :func:`node_manifest` builds the Node body of one
-:class:`~ladts_policy.sim.cluster_config.NodeSpec` (labels ``nvidia.com/gpu.product``,
+:class:`~ladts_policy.sim.config.cluster_config.NodeSpec` (labels ``nvidia.com/gpu.product``,
 ``ladts.io/gpu-profile``, ``type: kwok``; annotation ``kwok.x-k8s.io/node: fake``;
 capacity = allocatable = cpu, memory, pods, ``nvidia.com/gpu``).
 
@@ -35,7 +35,7 @@ from e2e.controlplane.objects import (
 )
 from e2e.controlplane.readiness import wait_until
 from e2e.emulation.state import GIB, NodeHardware
-from ladts_policy.sim.cluster_config import ClusterConfig, NodeSpec
+from ladts_policy.sim.config.cluster_config import ClusterConfig, NodeSpec
 
 GPU_PROFILE_LABEL = "ladts.io/gpu-profile"
 KWOK_TAINT: dict[str, str] = {
@@ -54,7 +54,7 @@ def load_cluster(name_or_path: str | Path) -> ClusterConfig:
     Raises:
         TypeError: The scenario is not a cluster (``k8s-edge``-style) scenario.
     """
-    from ladts_policy.sim.scenario import load_scenario
+    from ladts_policy.sim.config.scenario import load_scenario
 
     scenario: Any = load_scenario(str(name_or_path))
     cluster = getattr(scenario, "cluster", scenario)

@@ -2,7 +2,7 @@
 
 This is a thin adapter: the discipline itself (FIFO up to the node's concurrency, VRAM
 admission with LRU eviction of idle models, cold-start load time) lives in
-:mod:`ladts_policy.sim.node_service` and is exactly what the simulator uses. The controller
+:mod:`ladts_policy.sim.dynamics.node_service` and is exactly what the simulator uses. The controller
 keeps one :class:`~e2e.emulation.node_queue.NodeQueue` per node built from
 :meth:`ScenarioService.server_factory`.
 """
@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from e2e.emulation.pods import AigcWork
-from ladts_policy.sim.cluster_config import ClusterConfig, NodeSpec
-from ladts_policy.sim.node_service import NodeServer, ServiceTask
+from ladts_policy.sim.config.cluster_config import ClusterConfig, NodeSpec
+from ladts_policy.sim.dynamics.node_service import NodeServer, ServiceTask
 
 
 class ScenarioService:

@@ -34,7 +34,7 @@ from ladts_operator.settings import ServeSettings
 from ladts_operator.state import ClusterState
 from ladts_operator.telemetry import Telemetry
 from ladts_policy.features import NODE_FEATURE_NAMES
-from ladts_policy.sim.cluster_schema import builtin_gpu_profiles
+from ladts_policy.sim.config.cluster_schema import builtin_gpu_profiles
 
 GIB = 1024.0**3
 

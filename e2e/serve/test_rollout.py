@@ -118,7 +118,7 @@ def decision_version(serve: Serve, index: int) -> str:
     import random
 
     from ladts_operator.offline import pod_object
-    from ladts_policy.sim.scenario import load_scenario
+    from ladts_policy.sim.config.scenario import load_scenario
 
     config = load_scenario("k8s-edge").cluster
     pod = pod_object(config, random.Random(index), 90_000 + index)

@@ -5,7 +5,7 @@ import pytest
 from ladts_operator.extender import Extender
 from ladts_operator.scoring import HeuristicScorer
 from ladts_operator.state import ClusterState
-from ladts_policy.sim.cluster_config import GpuProfile, ModelTiming
+from ladts_policy.sim.config.cluster_config import GpuProfile, ModelTiming
 
 FAST = GpuProfile("fast", "GPU-FAST", 20.0, {
     "sd15": ModelTiming(s_per_step=0.1, overhead_s=0.5, memory_gib=4.0, load_s=10.0),

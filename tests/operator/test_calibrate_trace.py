@@ -17,7 +17,7 @@ from ladts_operator.settings import ServeSettings
 from ladts_policy.calibrate import CalibrationError, calibrate, read_trace
 from ladts_policy.cli import main
 from ladts_policy.evaluate import evaluate
-from ladts_policy.sim.scenario import load_scenario
+from ladts_policy.sim.config.scenario import load_scenario
 
 T0 = 1_000_000.0
 TICK_S = 0.1

@@ -22,7 +22,7 @@ from ladts_operator.runtime import build_runtime
 from ladts_operator.scoring import HeuristicScorer, _mask_free_cost
 from ladts_operator.settings import ServeSettings
 from ladts_policy.features import encode
-from ladts_policy.sim.scenario import load_scenario
+from ladts_policy.sim.config.scenario import load_scenario
 from ladts_policy.snapshot_view import decision_view
 
 

@@ -17,7 +17,7 @@ from ladts_operator.offline import (
 )
 from ladts_operator.runtime import build_runtime
 from ladts_operator.settings import ServeSettings
-from ladts_policy.sim.scenario import load_scenario
+from ladts_policy.sim.config.scenario import load_scenario
 
 T0 = 1_000_000.0
 

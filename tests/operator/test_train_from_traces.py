@@ -11,7 +11,7 @@ pytest.importorskip("torch")
 from tests.operator.test_calibrate_trace import record_trace
 
 from ladts_policy.cli import main
-from ladts_policy.sim.scenario import load_scenario
+from ladts_policy.sim.config.scenario import load_scenario
 from ladts_policy.train.cluster_export import load_cluster_checkpoint
 
 TINY = ["--bc-decisions", "80", "--bc-updates", "10", "--sac-decisions", "80",

@@ -12,7 +12,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from ladts_policy.sim.cluster_config import ModelTiming
+from ladts_policy.sim.config.cluster_config import ModelTiming
 
 
 @dataclass(frozen=True)

@@ -100,7 +100,7 @@ NO_TORCH_SCORING = """
     from ladts_operator.settings import ServeSettings
     from ladts_policy.evaluate import evaluate
     from ladts_policy.onnx_eval import check_policy_file
-    from ladts_policy.sim.cluster_schema import builtin_gpu_profiles
+    from ladts_policy.sim.config.cluster_schema import builtin_gpu_profiles
 
     info = check_policy_file(bundled.bundled_policy_path())
     report = evaluate("k8s-edge", policies=["greedy", "lad-ts"], seeds=[10000],

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from ladts_policy.sim.cluster_schema import builtin_gpu_profiles
-from ladts_policy.sim.scenario import load_scenario, scenario_from_mapping
+from ladts_policy.sim.config.cluster_schema import builtin_gpu_profiles
+from ladts_policy.sim.config.scenario import load_scenario, scenario_from_mapping
 from ladts_policy.train.cluster_config import ClusterTrainConfig
 from ladts_policy.train.cluster_distribution import (
     JETSON_PROFILES,

@@ -20,7 +20,7 @@ from ladts_policy.evaluate import evaluate
 from ladts_policy.features import encode
 from ladts_policy.onnx_eval import OnnxEvalPolicy, load_policy_session
 from ladts_policy.policy_contract import INPUTS, METADATA_KEYS
-from ladts_policy.sim.scenario import load_scenario
+from ladts_policy.sim.config.scenario import load_scenario
 from ladts_policy.train.checkpoint import CheckpointError, save
 from ladts_policy.train.cluster_export import (
     example_inputs,

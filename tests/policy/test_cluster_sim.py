@@ -9,17 +9,17 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 from ladts_policy.baselines import make_policy
-from ladts_policy.sim.cluster import ClusterSimulator
-from ladts_policy.sim.cluster_config import (
+from ladts_policy.sim.config.cluster_config import (
     ChurnSpec,
     ClusterConfig,
     DriftSpec,
     ResidencySpec,
     UncertaintySpec,
 )
-from ladts_policy.sim.cluster_env import ClusterEnv
-from ladts_policy.sim.scenario import load_scenario
-from ladts_policy.sim.workload import draw_arrival_times
+from ladts_policy.sim.config.scenario import load_scenario
+from ladts_policy.sim.dynamics.cluster import ClusterSimulator
+from ladts_policy.sim.dynamics.workload import draw_arrival_times
+from ladts_policy.sim.envs.cluster_env import ClusterEnv
 
 EXACT = UncertaintySpec(node_speed_sigma=0.0, request_noise_sigma=0.0, scrape_interval_s=0.0)
 """No hidden speed, no noise, fresh metrics: the scheduler's projection is then the truth."""

@@ -19,8 +19,8 @@ from ladts_policy.cli import main
 from ladts_policy.evaluate import episode_seed
 from ladts_policy.onnx_eval import load_policy_session
 from ladts_policy.policy_contract import INPUTS
-from ladts_policy.sim.cluster import ClusterSimulator
-from ladts_policy.sim.scenario import load_scenario
+from ladts_policy.sim.config.scenario import load_scenario
+from ladts_policy.sim.dynamics.cluster import ClusterSimulator
 from ladts_policy.train.cluster_buffer import ClusterReplay
 from ladts_policy.train.cluster_distribution import (
     DistributionConfig,

@@ -17,14 +17,14 @@ from ladts_policy.baselines import make_policy
 from ladts_policy.features import encode
 from ladts_policy.features_batch import encode_batch
 from ladts_policy.sim.base import DecisionView
-from ladts_policy.sim.cluster import ClusterSimulator
-from ladts_policy.sim.cluster_config import ClusterConfig
-from ladts_policy.sim.cluster_vec import (
+from ladts_policy.sim.config.cluster_config import ClusterConfig
+from ladts_policy.sim.config.scenario import load_scenario
+from ladts_policy.sim.dynamics.cluster import ClusterSimulator
+from ladts_policy.sim.dynamics.cluster_vec import (
     VecClusterSimulator,
     make_cluster_simulator,
     vectorisable,
 )
-from ladts_policy.sim.scenario import load_scenario
 
 TOL_S = 1e-9
 _FLOAT_FIELDS = ("expected_delay_EN", "load_s_EN", "evict_cost_EN", "capacity_EN",
@@ -167,3 +167,59 @@ def test_unsupported_scenarios_fall_back_to_the_reference() -> None:
     assert isinstance(make_cluster_simulator(base, num_envs=1), VecClusterSimulator)
     assert isinstance(make_cluster_simulator(base, num_envs=1, reference=True),
                       ClusterSimulator)
+
+
+@pytest.mark.parametrize(("name", "policy"), [
+    ("k8s-edge", "greedy"),
+    ("k8s-edge-busy", "residency-greedy"),
+])
+def test_compiled_play_makes_the_decisions_of_the_step_loop(name: str, policy: str) -> None:
+    # VecClusterSimulator.play (greedy scoring, ties and placement in one kernel) against
+    # step(policy.act(view)) on the same simulator, whose steps the tests above check
+    # against the reference; a 2-entry buffer makes play grow it mid-batch
+    config, seeds = preset(name, 300.0), [31, 32, 33]
+    fused = VecClusterSimulator(config, num_envs=3, buffer=2)
+    fused.reset(seeds)
+    ref = make_policy(policy)
+    ref.reset(num_envs=3, num_nodes=fused.num_nodes, seed=9)
+    weights = (getattr(ref, "amortise", 0.0), getattr(ref, "evict", 0.0))
+    delay_SE = fused.play(ref.rng, amortise=weights[0], evict=weights[1], batch_steps=41)
+    loop = VecClusterSimulator(config, num_envs=3, buffer=2)
+    view: DecisionView | None = loop.reset(seeds)
+    ref.reset(num_envs=3, num_nodes=loop.num_nodes, seed=9)
+    rows = []
+    while view is not None:
+        delay_E, view = loop.step(ref.act(view))
+        rows.append(delay_E)
+    want_SE = np.array(rows)
+    assert delay_SE.shape == want_SE.shape
+    np.testing.assert_array_equal(delay_SE, want_SE)  # NaN where an episode had ended
+    for key, value in loop.episode_stats().items():
+        np.testing.assert_array_equal(fused.episode_stats()[key], value, err_msg=key)
+    assert fused.current_view() is None
+
+
+def test_parallel_kernels_match_the_serial_ones() -> None:
+    # threads=2 runs step, encode and play on numba's threads (envs in parallel)
+    import numba
+
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("one numba thread on this machine")
+    config, seeds = preset("k8s-edge-busy", 200.0), [41, 42, 43, 44, 45]
+    sims = [VecClusterSimulator(config, num_envs=5, buffer=2, threads=t) for t in (1, 2)]
+    rng = np.random.default_rng(1)
+    views = [sim.reset(seeds) for sim in sims]
+    while views[0] is not None:
+        assert views[1] is not None
+        enc = [sim.encode_all(node_slots=sim.num_nodes) for sim in sims]
+        np.testing.assert_array_equal(enc[0].node_rows_ESF, enc[1].node_rows_ESF)
+        np.testing.assert_array_equal(enc[0].node_mask_ES, enc[1].node_mask_ES)
+        noise_EN = rng.random(views[0].node_mask_EN.shape)
+        actions_E = np.argmax(np.where(views[0].node_mask_EN, noise_EN, -1.0), axis=1)
+        (d0, views[0]), (d1, views[1]) = (sim.step(actions_E) for sim in sims)
+        np.testing.assert_array_equal(d0, d1)
+    plays = []
+    for sim in sims:
+        sim.reset(seeds)
+        plays.append(sim.play(np.random.default_rng(2), batch_steps=50))
+    np.testing.assert_array_equal(plays[0], plays[1])

@@ -7,8 +7,8 @@ import dataclasses
 import numpy as np
 import pytest
 
-from ladts_policy.sim.cluster_vector_env import ClusterVectorEnv
-from ladts_policy.sim.scenario import load_scenario
+from ladts_policy.sim.config.scenario import load_scenario
+from ladts_policy.sim.envs.cluster_vector_env import ClusterVectorEnv
 
 
 def test_vector_env_masks_rejects_and_autoresets() -> None:

@@ -26,8 +26,8 @@ from ladts_policy.features import (
     loaded_multi_hot,
     snapshot_fields,
 )
-from ladts_policy.sim.cluster import ClusterSimulator
-from ladts_policy.sim.scenario import load_scenario
+from ladts_policy.sim.config.scenario import load_scenario
+from ladts_policy.sim.dynamics.cluster import ClusterSimulator
 
 
 def snapshot(n: int, **overrides: np.ndarray) -> ClusterSnapshot:

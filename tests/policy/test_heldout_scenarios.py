@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from ladts_policy.cli import main
-from ladts_policy.sim.cluster_config import ClusterConfig
-from ladts_policy.sim.scenario import load_scenario
+from ladts_policy.sim.config.cluster_config import ClusterConfig
+from ladts_policy.sim.config.scenario import load_scenario
 
 HELDOUT = Path(__file__).resolve().parents[2] / "benchmarks" / "scenarios" / "heldout"
 JETSON = {"agx-orin-64", "agx-orin-32", "orin-nx-16", "orin-nano-8"}

@@ -7,9 +7,9 @@ import dataclasses
 import numpy as np
 
 from ladts_policy.baselines import make_policy
-from ladts_policy.sim.cluster import ClusterSimulator
-from ladts_policy.sim.cluster_config import ClusterConfig, UncertaintySpec
-from ladts_policy.sim.scenario import load_scenario
+from ladts_policy.sim.config.cluster_config import ClusterConfig, UncertaintySpec
+from ladts_policy.sim.config.scenario import load_scenario
+from ladts_policy.sim.dynamics.cluster import ClusterSimulator
 
 
 def edge(uncertainty: UncertaintySpec, horizon_s: float = 600.0) -> ClusterConfig:

@@ -7,8 +7,8 @@ import random
 import pytest
 from tests.policy.node_oracle import Request, reference_schedule
 
-from ladts_policy.sim.cluster_config import GpuProfile, ModelTiming, NodeSpec
-from ladts_policy.sim.node_service import NodeServer, ServiceTask, make_node_server
+from ladts_policy.sim.config.cluster_config import GpuProfile, ModelTiming, NodeSpec
+from ladts_policy.sim.dynamics.node_service import NodeServer, ServiceTask, make_node_server
 
 TIMINGS = {
     "a": ModelTiming(s_per_step=1.0, overhead_s=1.0, memory_gib=4.0, load_s=10.0),

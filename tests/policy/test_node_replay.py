@@ -11,10 +11,10 @@ import pytest
 from ladts_policy.baselines import make_policy
 from ladts_policy.node_replay import ObservedNode, ObservedPod, fitting_resident, replay_node
 from ladts_policy.node_snapshot import NodeFacts, snapshot_from_servers
-from ladts_policy.sim.cluster import POPULARITY_WINDOW_S, ClusterSimulator
-from ladts_policy.sim.cluster_config import ModelTiming, UncertaintySpec
-from ladts_policy.sim.node_service import NodeServer, ServiceTask
-from ladts_policy.sim.scenario import load_scenario
+from ladts_policy.sim.config.cluster_config import ModelTiming, UncertaintySpec
+from ladts_policy.sim.config.scenario import load_scenario
+from ladts_policy.sim.dynamics.cluster import POPULARITY_WINDOW_S, ClusterSimulator
+from ladts_policy.sim.dynamics.node_service import NodeServer, ServiceTask
 from ladts_policy.snapshot_view import decision_view
 
 TIMINGS = {

@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from ladts_policy.sim.cluster_config import ModelTiming
-from ladts_policy.sim.node_service import NodeServer, ServiceTask
+from ladts_policy.sim.config.cluster_config import ModelTiming
+from ladts_policy.sim.dynamics.node_service import NodeServer, ServiceTask
 
 TIMINGS = {
     "a": ModelTiming(s_per_step=1.0, overhead_s=1.0, memory_gib=4.0, load_s=10.0),

@@ -12,7 +12,7 @@ from ladts_policy.cli import main
 from ladts_policy.evaluate import evaluate
 from ladts_policy.features import encode
 from ladts_policy.onnx_eval import OnnxEvalPolicy, PolicyFileError, load_policy_session
-from ladts_policy.sim.scenario import load_scenario
+from ladts_policy.sim.config.scenario import load_scenario
 from ladts_policy.untrained_policy import write_untrained_policy
 
 pytest.importorskip("onnx")

@@ -14,7 +14,7 @@ import pytest
 
 from ladts_policy.baselines import make_policy
 from ladts_policy.sim.base import DecisionView
-from ladts_policy.sim.paper import PaperConfig, PaperSimulator
+from ladts_policy.sim.dynamics.paper import PaperConfig, PaperSimulator
 
 EPISODES = 60
 

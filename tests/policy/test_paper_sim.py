@@ -10,9 +10,9 @@ from gymnasium.utils.env_checker import check_env
 
 from ladts_policy.baselines import make_policy
 from ladts_policy.sim.base import DecisionView
-from ladts_policy.sim.errors import ScenarioError
-from ladts_policy.sim.paper import ARRIVAL_STREAM_TAG, PaperConfig, PaperSimulator
-from ladts_policy.sim.paper_env import PaperEnv
+from ladts_policy.sim.config.errors import ScenarioError
+from ladts_policy.sim.dynamics.paper import ARRIVAL_STREAM_TAG, PaperConfig, PaperSimulator
+from ladts_policy.sim.envs.paper_env import PaperEnv
 
 PUBLISHED_CAPACITY = [50, 25, 18, 32, 28, 21, 50, 17, 44, 41]
 PUBLISHED_CAPACITY += [21, 31, 41, 36, 30, 47, 49, 13, 48, 14]

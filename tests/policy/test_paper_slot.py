@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ladts_policy.sim.paper import PaperConfig, PaperSimulator
+from ladts_policy.sim.dynamics.paper import PaperConfig, PaperSimulator
 
 
 def _play_per_decision(config: PaperConfig, seeds: list[int], actions_TEBK: np.ndarray

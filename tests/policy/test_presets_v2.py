@@ -7,10 +7,10 @@ import dataclasses
 import numpy as np
 import pytest
 
-from ladts_policy.sim.cluster_config import DriftSpec, ResidencySpec
-from ladts_policy.sim.errors import ScenarioError
-from ladts_policy.sim.scenario import load_scenario, parse_scenario
-from ladts_policy.sim.workload import draw_residency, draw_workload, episode_generators
+from ladts_policy.sim.config.cluster_config import DriftSpec, ResidencySpec
+from ladts_policy.sim.config.errors import ScenarioError
+from ladts_policy.sim.config.scenario import load_scenario, parse_scenario
+from ladts_policy.sim.dynamics.workload import draw_residency, draw_workload, episode_generators
 
 
 def test_random_residency_differs_per_episode_and_fits_memory() -> None:

@@ -9,8 +9,8 @@ import numpy as np
 from ladts_policy.baselines import ResidencyGreedyPolicy, make_policy, residency_cost
 from ladts_policy.rollout import RolloutPolicy
 from ladts_policy.sim.base import DecisionView
-from ladts_policy.sim.cluster import ClusterSimulator
-from ladts_policy.sim.scenario import load_scenario
+from ladts_policy.sim.config.scenario import load_scenario
+from ladts_policy.sim.dynamics.cluster import ClusterSimulator
 
 
 def view(**overrides: object) -> DecisionView:

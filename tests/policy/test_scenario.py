@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from ladts_policy.sim.cluster_config import ClusterConfig
-from ladts_policy.sim.cluster_schema import builtin_gpu_profiles
-from ladts_policy.sim.errors import ScenarioError
-from ladts_policy.sim.scenario import list_presets, load_scenario, parse_scenario
+from ladts_policy.sim.config.cluster_config import ClusterConfig
+from ladts_policy.sim.config.cluster_schema import builtin_gpu_profiles
+from ladts_policy.sim.config.errors import ScenarioError
+from ladts_policy.sim.config.scenario import list_presets, load_scenario, parse_scenario
 
 MINIMAL = """
 kind: k8s-edge

@@ -9,11 +9,11 @@ import pytest
 
 from ladts_policy.baselines import make_policy
 from ladts_policy.evaluate import evaluate, paired_ratio
-from ladts_policy.sim.cluster import ClusterSimulator
-from ladts_policy.sim.cluster_config import ClusterConfig
-from ladts_policy.sim.cluster_env import ClusterEnv
-from ladts_policy.sim.scenario import load_scenario
-from ladts_policy.sim.workload import JOIN, LEAVE, ChurnEvents
+from ladts_policy.sim.config.cluster_config import ClusterConfig
+from ladts_policy.sim.config.scenario import load_scenario
+from ladts_policy.sim.dynamics.cluster import ClusterSimulator
+from ladts_policy.sim.dynamics.workload import JOIN, LEAVE, ChurnEvents
+from ladts_policy.sim.envs.cluster_env import ClusterEnv
 
 
 def edge(horizon_s: float = 300.0, **changes: object) -> ClusterConfig:

@@ -16,7 +16,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from ladts_policy.cli import main  # noqa: E402
-from ladts_policy.sim.paper import PaperConfig, PaperSimulator  # noqa: E402
+from ladts_policy.sim.dynamics.paper import PaperConfig, PaperSimulator  # noqa: E402
 from ladts_policy.train.checkpoint import CheckpointError  # noqa: E402
 from ladts_policy.train.config import TrainConfig  # noqa: E402
 from ladts_policy.train.eval_policy import CheckpointPolicy  # noqa: E402

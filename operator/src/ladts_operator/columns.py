@@ -28,7 +28,7 @@ import numpy as np
 
 from ladts_operator.objects import NodeObservation
 from ladts_policy.node_snapshot import FLAG_FIELDS, NO_SERVER_ROW, ROW_FIELDS, row_values
-from ladts_policy.sim.cluster_config import GpuProfile
+from ladts_policy.sim.config.cluster_config import GpuProfile
 
 if TYPE_CHECKING:
     from ladts_operator.state import ClusterState

@@ -44,7 +44,7 @@ from ladts_operator.objects import (
     parse_node,
 )
 from ladts_operator.state import ClusterState, NodeEntry
-from ladts_policy.sim.cluster_config import ClusterConfig, NodeSpec
+from ladts_policy.sim.config.cluster_config import ClusterConfig, NodeSpec
 
 
 def node_object(spec: NodeSpec) -> dict[str, Any]:

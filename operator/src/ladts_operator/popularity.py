@@ -1,7 +1,7 @@
 """Each model's share of the AIGC pods created recently: the features' ``popularity``.
 
 The simulator counts the requests that arrived in the last ``POPULARITY_WINDOW_S`` seconds
-(``ladts_policy.sim.cluster_state.EnvState.popularity_M``); the operator counts the AIGC
+(``ladts_policy.sim.dynamics.cluster_state.EnvState.popularity_M``); the operator counts the AIGC
 pods it saw (watch events and the pods it is asked to schedule) by ``creationTimestamp``
 over the same window, with the same rule before any request: a uniform share.
 

@@ -29,8 +29,12 @@ from ladts_operator.trace import (
 )
 from ladts_policy.bundled import BundledPolicyMissing, bundled_policy_path
 from ladts_policy.service_estimate import ServiceTimeCorrector
-from ladts_policy.sim.cluster_config import GpuProfile
-from ladts_policy.sim.cluster_schema import builtin_gpu_profiles, parse_profiles_document, read_yaml
+from ladts_policy.sim.config.cluster_config import GpuProfile
+from ladts_policy.sim.config.cluster_schema import (
+    builtin_gpu_profiles,
+    parse_profiles_document,
+    read_yaml,
+)
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ its completions show loaded. What is learned over time, the service-time correct
 (:class:`~ladts_policy.service_estimate.ServiceTimeCorrector`), is rebuilt from the
 completions of the trace log on disk (:func:`ladts_operator.trace.restore_corrector`).
 
-Each node's :class:`~ladts_policy.sim.node_service.NodeServer` is rebuilt from that state
+Each node's :class:`~ladts_policy.sim.dynamics.node_service.NodeServer` is rebuilt from that state
 with :func:`ladts_policy.node_replay.replay_node` and cached until the node's pods change or
 a pod overruns its predicted finish. Every change of a node marks its row of the snapshot
 columns (:class:`~ladts_operator.columns.NodeColumns`) for recomputation, so a decision reads
@@ -33,8 +33,8 @@ from ladts_operator.objects import (
 from ladts_operator.popularity import RecentRequests
 from ladts_policy.node_replay import ObservedNode, ObservedPod, Replay, replay_node
 from ladts_policy.service_estimate import ServiceTimeCorrector
-from ladts_policy.sim.cluster import POPULARITY_WINDOW_S
-from ladts_policy.sim.cluster_config import GpuProfile
+from ladts_policy.sim.config.cluster_config import GpuProfile
+from ladts_policy.sim.dynamics.cluster import POPULARITY_WINDOW_S
 
 log = logging.getLogger(__name__)
 
@@ -276,7 +276,7 @@ class ClusterState:
         timing = entry.profile.timings.get(pod.work.model)
         if placement is None or timing is None:
             return
-        predicted = timing.service_s(pod.work.steps) + (timing.load_s if placement.cold else 0)
+        predicted = timing.run_s(pod.work.steps, placement.cold)
         start = replay.starts[pod.uid]
         observed = finish - start
         self.corrector.observe(entry.obs.name, pod.work.model,

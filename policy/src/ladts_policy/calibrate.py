@@ -44,8 +44,8 @@ from typing import Any
 import numpy as np
 import yaml
 
-from ladts_policy.sim.cluster_config import ClusterConfig, GpuProfile, ModelSpec
-from ladts_policy.sim.scenario import Scenario, scenario_from_mapping
+from ladts_policy.sim.config.cluster_config import ClusterConfig, GpuProfile, ModelSpec
+from ladts_policy.sim.config.scenario import Scenario, scenario_from_mapping
 
 
 class CalibrationError(ValueError):

@@ -253,8 +253,9 @@ meaningless on ``paper``, whose servers have no feature rows of ``ladts_policy.f
 HEURISTIC_ORDER = ("greedy", "residency-greedy", LEARNED_POLICY, "size-greedy", "least-queue",
                    "capacity-weighted", "spread", "round-robin", "random", "local")
 """Default evaluation order: the reference (greedy) first, then roughly best to worst, the
-bundled learned policy beside the heuristics it must beat. ``rollout`` is left out (about a
-thousand times slower); name it in ``--policies``."""
+bundled learned policy beside the heuristics it must beat. ``rollout`` is left out (a few
+to tens of times slower than greedy on the vectorised simulator, about a thousand times on the
+reference); name it in ``--policies``."""
 
 
 def default_policies(kind: str) -> list[str]:
@@ -301,7 +302,7 @@ def evaluate(
     """
     from tqdm import tqdm
 
-    from ladts_policy.sim.scenario import load_scenario
+    from ladts_policy.sim.config.scenario import load_scenario
 
     if episodes < 1:
         raise ValueError(f"episodes must be >= 1, got {episodes}")

@@ -1,9 +1,10 @@
 """The feature encoding of many decisions at once: :func:`ladts_policy.features.encode` over ``E``.
 
-A vectorised simulator (``ladts_policy.sim.cluster_vec.VecClusterSimulator.snapshot_batch``)
-holds every environment's :class:`~ladts_policy.features.ClusterSnapshot` as ``[E, N]``
-arrays; :func:`encode_batch` turns them into the arrays :func:`~ladts_policy.features.encode`
-gives for each row, with the same element-wise operations in the same order (checked row by
+A vectorised simulator
+(``ladts_policy.sim.dynamics.cluster_vec.VecClusterSimulator.snapshot_batch``) holds every
+environment's :class:`~ladts_policy.features.ClusterSnapshot` as ``[E, N]`` arrays;
+:func:`encode_batch` turns them into the arrays :func:`~ladts_policy.features.encode` gives for
+each row, with the same element-wise operations in the same order (checked row by
 row against ``encode`` in ``tests/policy/test_cluster_vec.py``). ``encode`` stays the one
 definition: this module only batches it.
 

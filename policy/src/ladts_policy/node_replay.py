@@ -3,7 +3,7 @@
 The operator never sees a node server's internals. It sees, per node, the AIGC pods bound to
 it in bind order, their model and steps, which of them finished and when, and (from
 completions or a model-server metric) which models are loaded. :func:`replay_node` turns
-that into the :class:`~ladts_policy.sim.node_service.NodeServer` the simulator would hold,
+that into the :class:`~ladts_policy.sim.dynamics.node_service.NodeServer` the simulator would hold,
 so the simulator and the operator compute a task's ``est_delay_s`` and the node's backlog
 with one code path (``NodeServer.what_if`` / ``busy_until``).
 
@@ -29,8 +29,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from ladts_policy.sim.cluster_config import ModelTiming
-from ladts_policy.sim.node_service import NodeServer, Placement, ServiceTask
+from ladts_policy.sim.config.cluster_config import ModelTiming
+from ladts_policy.sim.dynamics.node_service import NodeServer, Placement, ServiceTask
 
 
 @dataclass(frozen=True)

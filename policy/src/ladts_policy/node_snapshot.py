@@ -21,7 +21,8 @@ import numpy as np
 
 from ladts_policy.contract import MODEL_VOCAB
 from ladts_policy.features import ClusterSnapshot, TaskSpec
-from ladts_policy.sim.node_service import AnyNodeServer, ExclusiveNodeServer
+from ladts_policy.sim.config.cluster_config import warm_service_s
+from ladts_policy.sim.dynamics.node_service import AnyNodeServer, ExclusiveNodeServer
 
 
 @dataclass(frozen=True)
@@ -196,8 +197,9 @@ def snapshot_from_rows(
     fits = col["fits"] > 0
     cold = col["cold"] > 0
     with np.errstate(invalid="ignore"):
-        # ModelTiming.service_s (overhead + steps x s/step), for every node at once.
-        service = np.where(fits, col["overhead_s"] + task.steps * col["s_per_step"], np.inf)
+        # ModelTiming.service_s for every node at once
+        service = np.where(fits, warm_service_s(col["overhead_s"], col["s_per_step"],
+                                                task.steps), np.inf)
         start = np.maximum(now, col["threshold"])
         est = np.where(fits, start + service + np.where(cold, col["load_s"], 0.0) - arrival,
                        np.inf)

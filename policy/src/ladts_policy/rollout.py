@@ -11,7 +11,11 @@ smallest total delay of the pending pod and the sampled requests wins.
 It plans on the scheduler's view only: the per-node projections the simulator publishes
 (``EnvState.projections``: observable pods, corrected run-time estimates), never the true
 run times. It needs the simulator (``attach``), so it runs in ``ladts evaluate`` and the
-benchmarks, not in the operator.
+benchmarks, not in the operator. On the vectorised simulator
+(:class:`~ladts_policy.sim.dynamics.cluster_vec.VecClusterSimulator`) the lookahead runs compiled
+(``VecClusterSimulator.rollout_scores``) on the same sampled futures, so both simulators
+give the same decisions (``tests/policy/test_rollout_vec.py``); on the reference
+``ClusterSimulator`` it clones the projected node servers.
 """
 
 from __future__ import annotations
@@ -22,13 +26,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ladts_policy.sim.base import DecisionView
-from ladts_policy.sim.cluster import POPULARITY_WINDOW_S
-from ladts_policy.sim.node_service import ServiceTask
-from ladts_policy.sim.workload import draw_arrival_times
+from ladts_policy.sim.dynamics.cluster import POPULARITY_WINDOW_S, ClusterSimulator
+from ladts_policy.sim.dynamics.node_service import ServiceTask
+from ladts_policy.sim.dynamics.workload import draw_arrival_times
 
 if TYPE_CHECKING:
-    from ladts_policy.sim.cluster import ClusterSimulator
-    from ladts_policy.sim.cluster_state import EnvState
+    from ladts_policy.sim.config.cluster_config import ClusterConfig
+    from ladts_policy.sim.dynamics.cluster_state import EnvState
+    from ladts_policy.sim.dynamics.cluster_vec import VecClusterSimulator
 
 MIN_OBSERVED = 20
 """Sampled futures use the observed model mix once this many recent requests were seen."""
@@ -39,21 +44,19 @@ class RolloutPolicy:
 
     name = "rollout"
 
-    needs_reference_simulator = True
-    """It clones the reference simulator's node servers (``ladts_policy.evaluate``)."""
 
     def __init__(self, *, horizon_s: float = 60.0, top_k: int = 3, samples: int = 1) -> None:
         if horizon_s < 0 or top_k < 1 or samples < 1:
             raise ValueError("rollout needs horizon_s >= 0, top_k >= 1 and samples >= 1")
         self.horizon_s, self.top_k, self.samples = horizon_s, top_k, samples
         self.rng = np.random.default_rng(0)
-        self.sim: ClusterSimulator | None = None
+        self.sim: ClusterSimulator | VecClusterSimulator | None = None
 
     def attach(self, sim: Any) -> None:
         """Attach the simulator whose projections the planner rolls forward."""
-        from ladts_policy.sim.cluster import ClusterSimulator
+        from ladts_policy.sim.dynamics.cluster_vec import VecClusterSimulator
 
-        if not isinstance(sim, ClusterSimulator):
+        if not isinstance(sim, ClusterSimulator | VecClusterSimulator):
             raise ValueError("policy 'rollout' needs a k8s-edge scenario")
         self.sim = sim
 
@@ -73,17 +76,34 @@ class RolloutPolicy:
             if len(candidates) == 1 or self.horizon_s == 0:
                 out[e] = candidates[0]
                 continue
-            env = self.sim.envs[e]
-            futures = [self._sample_future(env) for _ in range(self.samples)]
-            scores = [sum(self._roll(env, c, f) for f in futures) for c in candidates]
+            scores: list[float]
+            if isinstance(self.sim, ClusterSimulator):
+                env = self.sim.envs[e]
+                futures = [self._sample_future(env.config, env.now,
+                                               env.recent_counts_M(POPULARITY_WINDOW_S))
+                           for _ in range(self.samples)]
+                scores = [sum(self._roll(env, c, f) for f in futures) for c in candidates]
+            else:
+                sim = self.sim
+                futures = [self._sample_future(sim.config, sim.now(int(e)),
+                                               sim.recent_counts(int(e)))
+                           for _ in range(self.samples)]
+                total_C = np.zeros(len(candidates))
+                for f in futures:
+                    arrays = (np.array([r[0] for r in f], dtype=float),
+                              np.array([r[1] for r in f], dtype=np.int64),
+                              np.array([r[2] for r in f], dtype=np.int64))
+                    # summed future by future, as the reference's sum() adds them
+                    total_C = total_C + sim.rollout_scores(int(e), np.array(candidates), arrays)
+                scores = [float(x) for x in total_C]
             out[e] = candidates[int(np.argmin(scores))]
         return out
 
-    def _sample_future(self, env: EnvState) -> list[tuple[float, int, int]]:
-        config = env.config
-        times = env.now + draw_arrival_times(config.arrivals, self.horizon_s, self.rng)
+    def _sample_future(self, config: ClusterConfig, now: float,
+                       recent_M: np.ndarray) -> list[tuple[float, int, int]]:
+        times = now + draw_arrival_times(config.arrivals, self.horizon_s, self.rng)
         # the model mix: what was observed lately (it drifts), else the scenario's weights
-        weight_M = env.recent_counts_M(POPULARITY_WINDOW_S)
+        weight_M = recent_M
         if weight_M.sum() < MIN_OBSERVED:
             weight_M = np.array([m.weight for m in config.models], dtype=float)
         model_K = self.rng.choice(len(config.models), size=times.size, p=weight_M / weight_M.sum())

@@ -59,7 +59,7 @@ def _serve(scenario: str, nodes: int, seed: int, policy: str | None, port_q: Any
     from ladts_operator.runtime import OfflineBinder, build_runtime
     from ladts_operator.server import build_app
     from ladts_operator.settings import ServeSettings
-    from ladts_policy.sim.scenario import load_scenario
+    from ladts_policy.sim.config.scenario import load_scenario
 
     logging.basicConfig(level=logging.WARNING)
     config = load_scenario(scenario).cluster
@@ -98,7 +98,7 @@ def _cpu_s(pid: int | None) -> float:
 def _measure(port: int, names: list[str], scenario: str, seed: int,
              duration: float) -> dict[str, Any]:
     from ladts_operator.offline import pod_object
-    from ladts_policy.sim.scenario import load_scenario
+    from ladts_policy.sim.config.scenario import load_scenario
 
     config = load_scenario(scenario).cluster
     rng = random.Random(seed + 1)
@@ -195,7 +195,7 @@ def summary_lines(rows: list[dict[str, Any]]) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     """Run every (node count, scorer) pair and print the table."""
     from ladts_operator.offline import scaled_nodes
-    from ladts_policy.sim.scenario import load_scenario
+    from ladts_policy.sim.config.scenario import load_scenario
 
     counts = [int(x) for x in args.nodes.split(",") if x.strip()]
     scorers = [s.strip() for s in args.scorers.split(",") if s.strip()]

@@ -56,7 +56,7 @@ async def serve_offline(settings: ServeSettings) -> None:
     from ladts_operator.offline import OfflineCluster, populate
     from ladts_operator.runtime import OfflineBinder, build_runtime
     from ladts_operator.server import build_app
-    from ladts_policy.sim.scenario import load_scenario
+    from ladts_policy.sim.config.scenario import load_scenario
 
     config = load_scenario(settings.offline or "").cluster
     rt = build_runtime(settings, profiles=config.gpu_profiles)

@@ -28,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Read the trace, calibrate, write and re-validate the scenario."""
     from ladts_policy.calibrate import CalibrationConfig, calibrate, read_trace, trace_paths
-    from ladts_policy.sim.scenario import load_scenario
+    from ladts_policy.sim.config.scenario import load_scenario
 
     paths = [p for t in args.traces for p in trace_paths(t)]
     data = read_trace(paths)

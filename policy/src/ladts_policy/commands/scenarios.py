@@ -13,8 +13,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Print presets, or validate each file and report the first error of each."""
-    from ladts_policy.sim.errors import ScenarioError
-    from ladts_policy.sim.scenario import list_presets, load_scenario
+    from ladts_policy.sim.config.errors import ScenarioError
+    from ladts_policy.sim.config.scenario import list_presets, load_scenario
 
     if not args.files:
         for name in list_presets():

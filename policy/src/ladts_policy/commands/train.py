@@ -88,7 +88,7 @@ def _values(args: argparse.Namespace, cls: type) -> dict[str, Any]:
 def _is_cluster(scenario: str | None) -> bool:
     if scenario is None:
         return False
-    from ladts_policy.sim.scenario import load_scenario
+    from ladts_policy.sim.config.scenario import load_scenario
 
     return load_scenario(scenario).kind == "k8s-edge"
 

@@ -66,7 +66,7 @@ class DecisionView:
 
     popularity_E: np.ndarray | None = None
     """float [E]: share of the task's model among the requests of the last
-    ``POPULARITY_WINDOW_S`` seconds (``ladts_policy.sim.cluster``; None: no residency)."""
+    ``POPULARITY_WINDOW_S`` seconds (``ladts_policy.sim.dynamics.cluster``; None: no residency)."""
     task_size_E: np.ndarray | None = None
     """float [E]: the pending task's size in the simulator's work unit (paper: workload
     ``w_n`` in Gcycles; 0 where inactive), or ``None`` where the simulator does not say.

@@ -4,7 +4,7 @@ One policy must serve 2 to 500 nodes, any GPU mix and any load, so it trains on 
 clusters rather than on one preset. :func:`generate_scenario` draws one cluster per
 ``(training seed, index)``: node count, GPU mix, load, initial residency, drift and churn,
 as a scenario document that goes through the ordinary validation
-(:func:`ladts_policy.sim.scenario.scenario_from_mapping`), so every generated cluster is a
+(:func:`ladts_policy.sim.config.scenario.scenario_from_mapping`), so every generated cluster is a
 valid, readable scenario file (:func:`scenario_yaml`). The models, their step ranges and the
 hidden uncertainty come from the base scenario (``k8s-edge`` by default); the weights are the
 base mix jittered or, in ``skew_probability`` of the clusters, a skewed mix
@@ -26,8 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from ladts_policy.sim.cluster_config import ClusterConfig, GpuProfile, ModelSpec
-from ladts_policy.sim.scenario import Scenario, scenario_from_mapping
+from ladts_policy.sim.config.cluster_config import ClusterConfig, GpuProfile, ModelSpec
+from ladts_policy.sim.config.scenario import Scenario, scenario_from_mapping
 
 DISTRIBUTION_VERSION = "cluster-distribution/2"
 """Version of what :func:`generate_mapping` draws, written into a trained policy's recipe

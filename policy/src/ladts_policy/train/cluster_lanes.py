@@ -1,7 +1,7 @@
 """Training clusters stepped in lockstep, as padded feature batches with the latent memory.
 
 Each of ``E`` lanes runs one ``k8s-edge`` episode on its own cluster (a
-:class:`~ladts_policy.sim.cluster.ClusterSimulator` with one environment); when the episode
+:class:`~ladts_policy.sim.dynamics.cluster.ClusterSimulator` with one environment); when the episode
 ends the lane starts the next cluster of the run's sequence at once. Every decision goes the
 way the evaluator's and the operator's do: ``snapshot`` -> :func:`ladts_policy.features.encode`,
 mask = feature mask AND simulator mask (``ladts_policy.onnx_eval``). Rows are padded to
@@ -29,8 +29,8 @@ from ladts_policy.contract import SPEC
 from ladts_policy.features import encode
 from ladts_policy.onnx_eval import steps_bucket
 from ladts_policy.sim.base import DecisionView
-from ladts_policy.sim.cluster import ClusterSimulator
-from ladts_policy.sim.cluster_config import ClusterConfig
+from ladts_policy.sim.config.cluster_config import ClusterConfig
+from ladts_policy.sim.dynamics.cluster import ClusterSimulator
 
 ClusterSource = Callable[[int], tuple[ClusterConfig, int]]
 """``index -> (cluster, episode seed)``: the run's sequence of training episodes."""

@@ -34,9 +34,9 @@ import torch
 from ladts_policy.baselines import GreedyPolicy, ResidencyGreedyPolicy, SchedulingPolicy
 from ladts_policy.evaluate import episode_seed, run_policy
 from ladts_policy.policy_contract import PolicyInfo
-from ladts_policy.sim.cluster import ClusterSimulator
-from ladts_policy.sim.cluster_config import ClusterConfig
-from ladts_policy.sim.scenario import Scenario, load_scenario
+from ladts_policy.sim.config.cluster_config import ClusterConfig
+from ladts_policy.sim.config.scenario import Scenario, load_scenario
+from ladts_policy.sim.dynamics.cluster import ClusterSimulator
 from ladts_policy.train import checkpoint
 from ladts_policy.train.cluster_buffer import ClusterReplay, state_of
 from ladts_policy.train.cluster_config import ClusterTrainConfig

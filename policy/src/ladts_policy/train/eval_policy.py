@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from ladts_policy.sim.base import DecisionView, VecSimulator
-from ladts_policy.sim.paper import PaperSimulator
+from ladts_policy.sim.dynamics.paper import PaperSimulator
 from ladts_policy.train import checkpoint
 from ladts_policy.train.config import TrainConfig
 from ladts_policy.train.paper_features import paper_features

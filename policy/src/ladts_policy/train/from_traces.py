@@ -21,10 +21,10 @@ def calibrated_scenario(traces: Sequence[Path], out_dir: Path, *, base: str = "k
 
     Raises:
         ladts_policy.calibrate.CalibrationError: the trace cannot be calibrated.
-        ladts_policy.sim.errors.ScenarioError: ``base`` or the written file is not valid.
+        ladts_policy.sim.config.errors.ScenarioError: ``base`` or the written file is not valid.
     """
     from ladts_policy.calibrate import CalibrationConfig, calibrate, read_trace, trace_paths
-    from ladts_policy.sim.scenario import load_scenario
+    from ladts_policy.sim.config.scenario import load_scenario
 
     missing = [str(t) for t in traces if not t.is_file()]
     if missing:

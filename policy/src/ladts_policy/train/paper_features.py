@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ladts_policy.sim.paper import PaperConstants
+from ladts_policy.sim.dynamics.paper import PaperConstants
 
 INPUT_SCALE_MBIT = 5.0
 """Input sizes are divided by this (the published upper bound of ``d_n``)."""

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ladts_policy.sim.paper import PaperConfig, PaperSimulator
+from ladts_policy.sim.dynamics.paper import PaperConfig, PaperSimulator
 from ladts_policy.train.paper_features import paper_features, state_width
 
 

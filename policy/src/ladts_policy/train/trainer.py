@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from ladts_policy.evaluate import episode_seed
-from ladts_policy.sim.paper import PaperConfig
+from ladts_policy.sim.dynamics.paper import PaperConfig
 from ladts_policy.train import checkpoint
 from ladts_policy.train.algorithms import Algorithm, make_algorithm
 from ladts_policy.train.config import TrainConfig
@@ -47,7 +47,7 @@ def resolve_device(name: str) -> torch.device:
 
 def paper_config_for(scenario: str) -> PaperConfig:
     """The paper simulator settings of a scenario; other kinds cannot be trained on here."""
-    from ladts_policy.sim.scenario import load_scenario
+    from ladts_policy.sim.config.scenario import load_scenario
 
     spec = load_scenario(scenario)
     if spec.kind != "paper":

@@ -19,8 +19,8 @@ import numpy as np
 
 from ladts_policy.contract import SPEC
 from ladts_policy.features import EncodedFeatures, encode
-from ladts_policy.sim.cluster import ClusterSimulator
-from ladts_policy.sim.cluster_config import ClusterConfig
+from ladts_policy.sim.config.cluster_config import ClusterConfig
+from ladts_policy.sim.dynamics.cluster import ClusterSimulator
 
 _HIGH = 1e6
 """Upper bound of the feature boxes (every encoded feature is >= 0 and far below this)."""

@@ -1,11 +1,12 @@
 # mypy: disable-error-code="no-untyped-call,no-any-return,call-arg,var-annotated"
 """Compiled dynamics of the vectorised ``k8s-edge`` simulator (struct-of-arrays over envs).
 
-The same discipline as :class:`ladts_policy.sim.node_service.NodeServer` and
-:class:`ladts_policy.sim.cluster_state.EnvState` (the reference, which stays as it is), for
-the common case every preset uses: **one pod at a time per node** (``concurrency == 1``) and
-the time-sliced (not ``exclusive``) mode. ``ladts_policy.sim.cluster_vec`` builds the arrays
-and falls back to the reference for any other scenario.
+The same discipline as :class:`ladts_policy.sim.dynamics.node_service.NodeServer` and
+:class:`ladts_policy.sim.dynamics.cluster_state.EnvState` (the reference, which stays as it
+is), for the common case every preset uses: **one pod at a time per node**
+(``concurrency == 1``) and the time-sliced (not ``exclusive``) mode.
+``ladts_policy.sim.dynamics.cluster_vec`` builds the arrays and falls back to the reference
+for any other scenario.
 
 With one slot the node is a FIFO: pods start and finish in placement order, a pod starts at
 ``max(now, finish of the pod ahead, last start)``, and no model is busy when a pod starts, so
@@ -132,6 +133,13 @@ class Dyn(NamedTuple):
     next_change_EN: np.ndarray
     busy_until_EN: np.ndarray
     stale_at_EN: np.ndarray
+    # each node's projection after its queued pods (the rollout planner starts from it):
+    # cache, LRU stamps, stamp counter, and the time from which a new pod could start
+    proj_loaded_ENM: np.ndarray
+    proj_t_ENM: np.ndarray
+    proj_q_ENM: np.ndarray
+    proj_seq_EN: np.ndarray
+    proj_tail_EN: np.ndarray
     # episode totals
     placed_E: np.ndarray
     cold_starts_E: np.ndarray
@@ -202,6 +210,8 @@ DYN_INITIAL: dict[str, tuple[Any, float | bool | int]] = {
     "evicts_ENMK": (np.bool_, False), "observed_ENM": (np.bool_, False),
     "queue_len_EN": (np.int64, 0), "next_change_EN": (np.float64, math.inf),
     "busy_until_EN": (np.float64, 0.0), "stale_at_EN": (np.float64, math.inf),
+    "proj_loaded_ENM": (np.bool_, False), "proj_t_ENM": (np.float64, 0.0),
+    "proj_q_ENM": (np.int64, 0), "proj_seq_EN": (np.int64, 0), "proj_tail_EN": (np.float64, 0.0),
     "placed_E": (np.int64, 0), "cold_starts_E": (np.int64, 0), "busy_s_E": (np.float64, 0.0),
     "win_lo_E": (np.int64, 0), "win_count_EM": (np.int64, 0),
 }
@@ -315,6 +325,11 @@ def new_dyn_ref(g: Any) -> Any:
     r.next_change_EN = g.next_change_EN
     r.busy_until_EN = g.busy_until_EN
     r.stale_at_EN = g.stale_at_EN
+    r.proj_loaded_ENM = g.proj_loaded_ENM
+    r.proj_t_ENM = g.proj_t_ENM
+    r.proj_q_ENM = g.proj_q_ENM
+    r.proj_seq_EN = g.proj_seq_EN
+    r.proj_tail_EN = g.proj_tail_EN
     r.placed_E = g.placed_E
     r.cold_starts_E = g.cold_starts_E
     r.busy_s_E = g.busy_s_E
@@ -328,8 +343,12 @@ def new_dyn_ref(g: Any) -> Any:
 
 @numba.njit(cache=True)
 def _service(overhead_s_NM: np.ndarray, s_per_step_NM: np.ndarray, load_s_NM: np.ndarray,
-             n: int, m: int, steps: int, cold: bool) -> float:
-    """``NodeServer.service_s``: load (if cold) + ``ModelTiming.service_s``."""
+             n: int, m: int, steps: float, cold: bool) -> float:
+    """``NodeServer.service_s``: load (if cold) + ``ModelTiming.service_s``.
+
+    The compiled twin of ``cluster_config.warm_service_s`` (the kernels cannot call Python);
+    every kernel computes run times through it.
+    """
     warm = overhead_s_NM[n, m] + steps * s_per_step_NM[n, m]
     return (load_s_NM[n, m] if cold else 0.0) + warm
 
@@ -659,6 +678,11 @@ def _refresh(s: Static, ep: Episode, d: Dyn, e: int, n: int, order_M: np.ndarray
                 if not fits:  # unreachable when the model fits the node
                     d.evicts_ENMK[e, n, m, :] = False
     d.busy_until_EN[e, n] = max(last_finish if has_pods else -_INF, 0.0)
+    d.proj_loaded_ENM[e, n] = p_loaded_M
+    d.proj_t_ENM[e, n] = p_t_M
+    d.proj_q_ENM[e, n] = p_q_M
+    d.proj_seq_EN[e, n] = seq
+    d.proj_tail_EN[e, n] = threshold
     if s.scrape_interval_s > 0.0:
         stale = min(stale, now + s.scrape_interval_s - age)
     d.stale_at_EN[e, n] = stale
@@ -729,6 +753,22 @@ def _set_clock(s: Static, ep: Episode, d: Dyn, e: int, now: float, order_M: np.n
 
 
 @numba.njit(cache=True)
+def _slide_window(s: Static, ep: Episode, d: Dyn, e: int) -> None:
+    """Drop the requests older than the popularity window (``EnvState.popularity_M``).
+
+    Called at every decision (end of :func:`_advance`); ``now`` never goes back within an
+    episode, so the window's start only moves forward.
+    """
+    hi = d.next_arrival_E[e]
+    lo = d.win_lo_E[e]
+    cut = d.now_E[e] - s.popularity_window_s
+    while lo < hi and ep.arrival_ET[e, lo] <= cut:
+        d.win_count_EM[e, ep.model_ET[e, lo]] -= 1
+        lo += 1
+    d.win_lo_E[e] = lo
+
+
+@numba.njit(cache=True)
 def _advance(s: Static, ep: Episode, d: Dyn, e: int, order_M: np.ndarray, evict_M: np.ndarray,
              p_loaded_M: np.ndarray, p_t_M: np.ndarray, p_q_M: np.ndarray) -> bool:
     """``EnvState.advance``; False when pods would wait forever (the reference raises)."""
@@ -764,6 +804,7 @@ def _advance(s: Static, ep: Episode, d: Dyn, e: int, order_M: np.ndarray, evict_
         if best >= 0:
             d.task_E[e] = best
             d.head_EM[e, ep.model_ET[e, best]] += 1
+            _slide_window(s, ep, d, e)
             return True
         t_next = _INF
         if a < ep.num_tasks_E[e]:
@@ -805,13 +846,11 @@ def init_envs(s: Static, ep: Episode, d: Dyn, envs: np.ndarray) -> int:
 
 
 @numba.njit(cache=True)
-def step_envs(s: Static, ep: Episode, d: Dyn, actions_E: np.ndarray, first: int,
-              delay_E: np.ndarray) -> tuple[int, int]:
-    """Place env ``e``'s pending pod on ``actions_E[e]`` and advance it, for ``e >= first``.
+def _step_env(s: Static, ep: Episode, d: Dyn, e: int, n: int, delay_E: np.ndarray) -> int:
+    """Place env ``e``'s pending pod on node ``n`` and advance it; returns a status.
 
-    Returns ``(status, env)``: ``(OK, -1)``; ``(GROW, e)`` when env ``e``'s node buffer is
-    full (nothing of env ``e`` changed: grow and call again from ``e``); ``(-1, e)`` when env
-    ``e``'s pods would wait forever.
+    ``GROW`` when the node's buffer is full (nothing of env ``e`` changed), -1 when its
+    pods would wait forever.
     """
     num_models = d.head_EM.shape[1]
     order_M = np.zeros(num_models, dtype=np.int64)
@@ -819,19 +858,88 @@ def step_envs(s: Static, ep: Episode, d: Dyn, actions_E: np.ndarray, first: int,
     p_loaded_M = np.zeros(num_models, dtype=np.bool_)
     p_t_M = np.zeros(num_models)
     p_q_M = np.zeros(num_models, dtype=np.int64)
-    for e in range(first, d.task_E.shape[0]):
-        task = d.task_E[e]
-        if task < 0:
-            continue
-        n = actions_E[e]
-        if d.q_hi_EN[e, n] == d.b_start_ENQ.shape[2] and not _compact(s, d, e, n):
-            return GROW, e
-        finish = _place_true(s, ep, d, e, n, order_M, evict_M)
-        _refresh(s, ep, d, e, n, order_M, evict_M, p_loaded_M, p_t_M, p_q_M)
-        delay_E[e] = finish - ep.arrival_ET[e, task]
-        if not _advance(s, ep, d, e, order_M, evict_M, p_loaded_M, p_t_M, p_q_M):
-            return -1, e
-    return OK, -1
+    task = d.task_E[e]
+    if d.q_hi_EN[e, n] == d.b_start_ENQ.shape[2] and not _compact(s, d, e, n):
+        return GROW
+    finish = _place_true(s, ep, d, e, n, order_M, evict_M)
+    _refresh(s, ep, d, e, n, order_M, evict_M, p_loaded_M, p_t_M, p_q_M)
+    delay_E[e] = finish - ep.arrival_ET[e, task]
+    if not _advance(s, ep, d, e, order_M, evict_M, p_loaded_M, p_t_M, p_q_M):
+        return -1
+    return OK
+
+
+@numba.njit(cache=True)
+def step_envs(s: Static, ep: Episode, d: Dyn, actions_E: np.ndarray, todo_E: np.ndarray,
+              delay_E: np.ndarray, status_E: np.ndarray) -> None:
+    """Place env ``e``'s pending pod on ``actions_E[e]`` and advance it, where ``todo_E[e]``.
+
+    ``status_E[e]``: ``OK`` (``todo_E[e]`` cleared), ``GROW`` (env ``e``'s node buffer is
+    full and nothing of it changed: grow ``Q`` and call again) or -1 (its pods would wait
+    forever). :func:`step_envs_parallel` does the same on numba's threads.
+    """
+    for e in range(d.task_E.shape[0]):
+        status_E[e] = _step_todo(s, ep, d, e, actions_E, todo_E, delay_E)
+
+
+@numba.njit(cache=True, parallel=True)
+def step_envs_parallel(s: Static, ep: Episode, d: Dyn, actions_E: np.ndarray,
+                       todo_E: np.ndarray, delay_E: np.ndarray, status_E: np.ndarray) -> None:
+    """:func:`step_envs` in parallel over envs (they share no state)."""
+    for e in numba.prange(d.task_E.shape[0]):
+        status_E[e] = _step_todo(s, ep, d, e, actions_E, todo_E, delay_E)
+
+
+@numba.njit(cache=True)
+def _step_todo(s: Static, ep: Episode, d: Dyn, e: int, actions_E: np.ndarray,
+               todo_E: np.ndarray, delay_E: np.ndarray) -> int:
+    if not todo_E[e] or d.task_E[e] < 0:
+        return OK
+    status = _step_env(s, ep, d, e, actions_E[e], delay_E)
+    if status == OK:
+        todo_E[e] = False
+    return status
+
+
+@numba.njit(cache=True)
+def _popularity(d: Dyn, e: int, pop_M: np.ndarray) -> None:
+    """Share of each model among the requests of the window (uniform when it is empty)."""
+    num_models = pop_M.shape[0]
+    total = 0.0
+    for k in range(num_models):
+        total += float(d.win_count_EM[e, k])
+    for k in range(num_models):
+        pop_M[k] = d.win_count_EM[e, k] / total if total > 0 else 1.0 / num_models
+
+
+@numba.njit(cache=True)
+def _est_delay(s: Static, d: Dyn, e: int, n: int, m: int, steps: float, now: float,
+               arrival: float) -> float:
+    """``DecisionView.expected_delay_EN`` of one node (``ClusterSimulator._view``)."""
+    if not s.can_run_NM[n, m]:
+        return _INF
+    service = _service(s.overhead_s_NM, s.s_per_step_NM, s.load_s_NM, n, m, steps,
+                       d.cold_ENM[e, n, m]) * d.factor_ENM[e, n, m]
+    return max(now, d.threshold_ENM[e, n, m]) + service - arrival
+
+
+@numba.njit(cache=True)
+def _evict_cost(s: Static, d: Dyn, e: int, n: int, m: int, pop_M: np.ndarray) -> float:
+    """``DecisionView.evict_cost_EN`` of one node."""
+    cost = 0.0
+    for k in range(pop_M.shape[0]):
+        if d.evicts_ENMK[e, n, m, k]:
+            est = (s.load_s_NM[n, k] if s.can_run_NM[n, k] else 0.0) * d.factor_ENM[e, n, k]
+            cost += pop_M[k] * est
+    return cost
+
+
+@numba.njit(cache=True)
+def _mask(s: Static, d: Dyn, e: int, n: int, m: int) -> bool:
+    """``DecisionView.node_mask_EN`` of one node."""
+    return _schedulable(s.can_run_NM[n, m], d.cordoned_EN[e, n], d.req_cpu_EN[e, n],
+                        d.req_mem_EN[e, n], s.pod_cpu_M[m], s.pod_mem_M[m], s.cpu_N[n],
+                        s.memory_N[n])
 
 
 @numba.njit(cache=True)
@@ -841,51 +949,210 @@ def fill_view(s: Static, ep: Episode, d: Dyn, mask_EN: np.ndarray,
               requested_EN: np.ndarray, pop_EM: np.ndarray) -> None:
     """The arrays of ``ClusterSimulator._view`` for every active env (same operations)."""
     num_nodes = d.cordoned_EN.shape[1]
-    num_models = d.head_EM.shape[1]
     for e in range(d.task_E.shape[0]):
         task = d.task_E[e]
         if task < 0:
             mask_EN[e] = False
             continue
         now = d.now_E[e]
-        # popularity over the requests of the last window (EnvState.popularity_M); ``now``
-        # never goes back within an episode, so the window's start only moves forward
-        hi = d.next_arrival_E[e]
-        lo = d.win_lo_E[e]
-        cut = now - s.popularity_window_s
-        while lo < hi and ep.arrival_ET[e, lo] <= cut:
-            d.win_count_EM[e, ep.model_ET[e, lo]] -= 1
-            lo += 1
-        d.win_lo_E[e] = lo
-        total = 0.0
-        for k in range(num_models):
-            total += float(d.win_count_EM[e, k])
-        for k in range(num_models):
-            pop_EM[e, k] = d.win_count_EM[e, k] / total if total > 0 else 1.0 / num_models
+        _popularity(d, e, pop_EM[e])
         m = ep.model_ET[e, task]
         steps = float(ep.steps_ET[e, task])
         arrival = ep.arrival_ET[e, task]
         for n in range(num_nodes):
             can = s.can_run_NM[n, m]
             f = d.factor_ENM[e, n, m]
-            cold = d.cold_ENM[e, n, m]
-            service = s.overhead_s_NM[n, m] + steps * s.s_per_step_NM[n, m]
-            service = (service + (s.load_s_NM[n, m] if cold else 0.0)) * f
-            delay_EN[e, n] = (max(now, d.threshold_ENM[e, n, m]) + service - arrival
-                              if can else _INF)
-            cold_EN[e, n] = cold
+            delay_EN[e, n] = _est_delay(s, d, e, n, m, steps, now, arrival)
+            cold_EN[e, n] = d.cold_ENM[e, n, m]
             load_EN[e, n] = s.load_s_NM[n, m] * f if can else _INF
-            cost = 0.0
-            for k in range(num_models):
-                if d.evicts_ENMK[e, n, m, k]:
-                    est = (s.load_s_NM[n, k] if s.can_run_NM[n, k] else 0.0) * d.factor_ENM[e, n, k]
-                    cost += pop_EM[e, k] * est
-            evict_cost_EN[e, n] = cost
+            evict_cost_EN[e, n] = _evict_cost(s, d, e, n, m, pop_EM[e])
             capacity_EN[e, n] = s.speed_NM[n, m]
             queue_EN[e, n] = d.queue_len_EN[e, n]
             cpu = d.req_cpu_EN[e, n] + s.pod_cpu_M[m]
             mem = d.req_mem_EN[e, n] + s.pod_mem_M[m]
             requested_EN[e, n] = min(0.5 * (cpu / s.cpu_N[n] + mem / s.memory_N[n]), 1.0)
-            mask_EN[e, n] = _schedulable(s.can_run_NM[n, m], d.cordoned_EN[e, n],
-                                         d.req_cpu_EN[e, n], d.req_mem_EN[e, n], s.pod_cpu_M[m],
-                                         s.pod_mem_M[m], s.cpu_N[n], s.memory_N[n])
+            mask_EN[e, n] = _mask(s, d, e, n, m)
+
+
+# --- whole episodes under a cost heuristic (greedy, residency-greedy) -----------------------
+
+
+@numba.njit(cache=True)
+def _play_env(s: Static, ep: Episode, d: Dyn, e: int, amortise: float, evict: float,
+              noise_SEN: np.ndarray, done_E: np.ndarray, delay_SE: np.ndarray) -> int:
+    """Play env ``e`` for the steps ``done_E[e]..S-1`` of this batch; returns a status.
+
+    At each step the node is the one ``baselines.ResidencyGreedyPolicy.act`` (``amortise``,
+    ``evict``; greedy at 0, 0) picks from ``fill_view``'s arrays: the smallest
+    ``expected_delay - amortise * popularity * cold * load_s + evict * evict_cost`` over the
+    mask, ties to the largest ``noise_SEN[step, e]`` (``_argmin_random_ties``), then the step
+    of ``step_envs``. ``done_E[e]`` counts the steps done (``S`` once the episode ended);
+    ``GROW`` leaves it at the step that found its node's buffer full.
+    """
+    num_nodes = d.cordoned_EN.shape[1]
+    num_models = d.head_EM.shape[1]
+    order_M = np.zeros(num_models, dtype=np.int64)
+    evict_M = np.zeros(num_models, dtype=np.bool_)
+    p_loaded_M = np.zeros(num_models, dtype=np.bool_)
+    p_t_M = np.zeros(num_models)
+    p_q_M = np.zeros(num_models, dtype=np.int64)
+    pop_M = np.zeros(num_models)
+    cost_N = np.zeros(num_nodes)
+    mask_N = np.zeros(num_nodes, dtype=np.bool_)
+    residency = amortise != 0.0 or evict != 0.0
+    for k in range(done_E[e], noise_SEN.shape[0]):
+        task = d.task_E[e]
+        if task < 0:
+            done_E[e] = noise_SEN.shape[0]
+            return OK
+        now = d.now_E[e]
+        m = ep.model_ET[e, task]
+        steps = float(ep.steps_ET[e, task])
+        arrival = ep.arrival_ET[e, task]
+        if residency:
+            _popularity(d, e, pop_M)
+        best = _INF
+        for n in range(num_nodes):
+            mask_N[n] = _mask(s, d, e, n, m)
+            cost = _est_delay(s, d, e, n, m, steps, now, arrival)
+            if residency:  # baselines.residency_cost, operation for operation
+                can = s.can_run_NM[n, m]
+                load = s.load_s_NM[n, m] * d.factor_ENM[e, n, m] if can else _INF
+                if not math.isfinite(load):
+                    load = 0.0
+                cost -= amortise * pop_M[m] * (load if d.cold_ENM[e, n, m] else 0.0)
+                cost += evict * _evict_cost(s, d, e, n, m, pop_M)
+            cost_N[n] = cost
+            if mask_N[n] and cost < best:
+                best = cost
+        pick = -1
+        top = -_INF
+        for n in range(num_nodes):
+            if mask_N[n] and cost_N[n] <= best and noise_SEN[k, e, n] > top:
+                top = noise_SEN[k, e, n]
+                pick = n
+        if pick < 0:  # a NaN cost: the first node of the mask, as argmax would
+            for n in range(num_nodes):
+                if mask_N[n]:
+                    pick = n
+                    break
+        if d.q_hi_EN[e, pick] == d.b_start_ENQ.shape[2] and not _compact(s, d, e, pick):
+            done_E[e] = k
+            return GROW
+        finish = _place_true(s, ep, d, e, pick, order_M, evict_M)
+        _refresh(s, ep, d, e, pick, order_M, evict_M, p_loaded_M, p_t_M, p_q_M)
+        delay_SE[k, e] = finish - arrival
+        done_E[e] = k + 1
+        if not _advance(s, ep, d, e, order_M, evict_M, p_loaded_M, p_t_M, p_q_M):
+            return -1
+    return OK
+
+
+@numba.njit(cache=True)
+def play_envs(s: Static, ep: Episode, d: Dyn, amortise: float, evict: float,
+              noise_SEN: np.ndarray, done_E: np.ndarray, delay_SE: np.ndarray,
+              status_E: np.ndarray) -> None:
+    """:func:`_play_env` for every env.
+
+    ``status_E[e]`` is ``OK``, ``GROW`` (grow ``Q`` and call again: ``done_E`` resumes every
+    env) or -1 (pods wait forever). :func:`play_envs_parallel` does the same on numba's
+    threads.
+    """
+    for e in range(d.task_E.shape[0]):
+        status_E[e] = _play_env(s, ep, d, e, amortise, evict, noise_SEN, done_E, delay_SE)
+
+
+@numba.njit(cache=True, parallel=True)
+def play_envs_parallel(s: Static, ep: Episode, d: Dyn, amortise: float, evict: float,
+                       noise_SEN: np.ndarray, done_E: np.ndarray, delay_SE: np.ndarray,
+                       status_E: np.ndarray) -> None:
+    """:func:`play_envs` in parallel over envs (they share no state: each thread its rows)."""
+    for e in numba.prange(d.task_E.shape[0]):
+        status_E[e] = _play_env(s, ep, d, e, amortise, evict, noise_SEN, done_E, delay_SE)
+
+
+# --- the rollout planner's lookahead (ladts_policy.rollout) ---------------------------------
+
+
+@numba.njit(cache=True)
+def _proj_place(s: Static, n: int, m: int, steps: int, f: float, t: float,
+                loaded_NM: np.ndarray, t_NM: np.ndarray, q_NM: np.ndarray, seq_N: np.ndarray,
+                tail_N: np.ndarray, order_M: np.ndarray, evict_M: np.ndarray) -> float:
+    """``NodeServer.place`` on a one-slot projection at ``t``; returns the finish time.
+
+    The pod starts at ``max(t, tail)`` (after the last start and the last finish); a cold
+    start evicts LRU-first until the model fits (no model is busy then).
+    """
+    start = max(t, tail_N[n])
+    cold = not loaded_NM[n, m]
+    if cold:
+        _make_room(s.vram_gib_N, s.memory_gib_NM, n, s.memory_gib_NM[n, m], loaded_NM[n],
+                   t_NM[n], q_NM[n], order_M, evict_M)
+        for k in range(evict_M.shape[0]):
+            if evict_M[k]:
+                loaded_NM[n, k] = False
+    finish = start + 1.0 * f * _service(s.overhead_s_NM, s.s_per_step_NM, s.load_s_NM, n, m,
+                                        steps, cold)
+    seq_N[n] += 1
+    loaded_NM[n, m] = True
+    t_NM[n, m] = start
+    q_NM[n, m] = seq_N[n]
+    tail_N[n] = finish
+    return finish
+
+
+@numba.njit(cache=True)
+def rollout_scores(s: Static, ep: Episode, d: Dyn, e: int, cand_C: np.ndarray,
+                   fut_t_K: np.ndarray, fut_m_K: np.ndarray, fut_steps_K: np.ndarray,
+                   score_C: np.ndarray) -> None:
+    """``RolloutPolicy._roll`` of env ``e`` for each candidate node, on one sampled future.
+
+    From every node's projection (``proj_*``), the pending pod goes to the candidate, then
+    each sampled request ``(fut_t_K, fut_m_K, fut_steps_K)`` to the ready node (not
+    cordoned, can run it) with the earliest estimated finish (first on ties);
+    ``score_C[c]`` is the summed delay of the pod and the requests.
+    """
+    num_nodes = d.cordoned_EN.shape[1]
+    num_models = d.head_EM.shape[1]
+    order_M = np.zeros(num_models, dtype=np.int64)
+    evict_M = np.zeros(num_models, dtype=np.bool_)
+    loaded_NM = np.empty((num_nodes, num_models), dtype=np.bool_)
+    t_NM = np.empty((num_nodes, num_models))
+    q_NM = np.empty((num_nodes, num_models), dtype=np.int64)
+    seq_N = np.empty(num_nodes, dtype=np.int64)
+    tail_N = np.empty(num_nodes)
+    task = d.task_E[e]
+    m0 = ep.model_ET[e, task]
+    steps0 = ep.steps_ET[e, task]
+    now = d.now_E[e]
+    for c in range(cand_C.shape[0]):
+        loaded_NM[:] = d.proj_loaded_ENM[e]
+        t_NM[:] = d.proj_t_ENM[e]
+        q_NM[:] = d.proj_q_ENM[e]
+        seq_N[:] = d.proj_seq_EN[e]
+        tail_N[:] = d.proj_tail_EN[e]
+        first = cand_C[c]
+        finish = _proj_place(s, first, m0, steps0, d.factor_ENM[e, first, m0], now, loaded_NM,
+                             t_NM, q_NM, seq_N, tail_N, order_M, evict_M)
+        total = finish - ep.arrival_ET[e, task]
+        for k in range(fut_t_K.shape[0]):
+            t = fut_t_K[k]
+            m = fut_m_K[k]
+            steps = fut_steps_K[k]
+            best = _INF
+            best_node = -1
+            for n in range(num_nodes):
+                if d.cordoned_EN[e, n] or not s.can_run_NM[n, m]:
+                    continue
+                start = max(t, tail_N[n])
+                cold = not loaded_NM[n, m]
+                finish = start + 1.0 * d.factor_ENM[e, n, m] * _service(
+                    s.overhead_s_NM, s.s_per_step_NM, s.load_s_NM, n, m, steps, cold)
+                if finish < best:
+                    best = finish
+                    best_node = n
+            if best_node >= 0:
+                _proj_place(s, best_node, m, steps, d.factor_ENM[e, best_node, m], t,
+                            loaded_NM, t_NM, q_NM, seq_N, tail_N, order_M, evict_M)
+                total += best - t
+        score_C[c] = total

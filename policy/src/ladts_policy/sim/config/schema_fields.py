@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ladts_policy.sim.errors import ScenarioError
+from ladts_policy.sim.config.errors import ScenarioError
 
 _MISSING: Any = object()
 

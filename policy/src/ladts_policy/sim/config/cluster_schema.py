@@ -1,6 +1,6 @@
 """Parse and validate the ``cluster:`` section of a ``k8s-edge`` scenario and GPU-profile files.
 
-Every error is a :class:`~ladts_policy.sim.errors.ScenarioError` naming the field path, e.g.
+Every error is a :class:`~ladts_policy.sim.config.errors.ScenarioError` naming the field path, e.g.
 ``cluster.nodes[2].profile: unknown GPU profile 'foo'; known: a10, agx-orin-64, ...``.
 """
 
@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from ladts_policy.sim.cluster_config import (
+from ladts_policy.sim.config.cluster_config import (
     ArrivalSpec,
     ChurnSpec,
     ClusterConfig,
@@ -25,8 +25,8 @@ from ladts_policy.sim.cluster_config import (
     ResidencySpec,
     UncertaintySpec,
 )
-from ladts_policy.sim.errors import ScenarioError
-from ladts_policy.sim.schema_fields import Fields
+from ladts_policy.sim.config.errors import ScenarioError
+from ladts_policy.sim.config.schema_fields import Fields
 
 BUILTIN_PROFILES = "gpu-profiles.yaml"
 """File name of the shipped GPU profiles inside ``ladts_policy/scenarios``."""

@@ -7,7 +7,7 @@ from typing import Any, SupportsFloat
 import gymnasium
 import numpy as np
 
-from ladts_policy.sim.paper import PaperConfig, PaperSimulator
+from ladts_policy.sim.dynamics.paper import PaperConfig, PaperSimulator
 
 
 class PaperEnv(gymnasium.Env[np.ndarray, np.int64]):

@@ -1,8 +1,9 @@
 """The ``k8s-edge`` simulator: heterogeneous GPU nodes serving diffusion pods, in lockstep.
 
 Each environment replays its own episode (requests and churn drawn from its seed, see
-:mod:`ladts_policy.sim.workload`) through one :class:`~ladts_policy.sim.node_service.NodeServer`
-per node. One step = one placement decision per active environment.
+:mod:`ladts_policy.sim.dynamics.workload`) through one
+:class:`~ladts_policy.sim.dynamics.node_service.NodeServer` per node. One step = one placement
+decision per active environment.
 
 - Default (time-sliced) mode: a pod is decided at its arrival and queues at its node; its
   delay (finish - arrival) is fixed at placement.
@@ -25,9 +26,9 @@ import numpy as np
 
 from ladts_policy.features import ClusterSnapshot, TaskSpec, loaded_multi_hot
 from ladts_policy.sim.base import DecisionView
-from ladts_policy.sim.cluster_config import ClusterConfig
-from ladts_policy.sim.cluster_state import EnvState, StaticArrays
-from ladts_policy.sim.node_service import ServiceTask
+from ladts_policy.sim.config.cluster_config import ClusterConfig, warm_service_s
+from ladts_policy.sim.dynamics.cluster_state import EnvState, StaticArrays
+from ladts_policy.sim.dynamics.node_service import ServiceTask
 
 _SHARED = ("threshold_NM", "cold_NM", "factor_NM", "evicts_NMK", "queue_len_N", "cordoned_N",
            "req_cpu_N", "req_mem_N")
@@ -128,8 +129,8 @@ class ClusterSimulator:
         b, rows = self._blocks, np.arange(self._num_envs)
         threshold_EN = b["threshold_NM"][rows, :, model_E]
         cold_EN = b["cold_NM"][rows, :, model_E]
-        per_step_EN = s.s_per_step_NM[:, model_E].T
-        service_EN = s.overhead_s_NM[:, model_E].T + steps_E[:, None] * per_step_EN
+        service_EN = np.asarray(warm_service_s(s.overhead_s_NM[:, model_E].T,
+                                               s.s_per_step_NM[:, model_E].T, steps_E[:, None]))
         service_EN += np.where(cold_EN, s.load_s_NM[:, model_E].T, 0.0)
         service_EN *= b["factor_NM"][rows, :, model_E]
         with np.errstate(invalid="ignore"):
@@ -181,7 +182,8 @@ class ClusterSimulator:
         name = s.model_names[m]
         cold_N = state.cold_NM[:, m]
         factor_N = state.factor_NM[:, m]
-        service_N = factor_N * (s.overhead_s_NM[:, m] + state.steps * s.s_per_step_NM[:, m])
+        service_N = factor_N * warm_service_s(s.overhead_s_NM[:, m], s.s_per_step_NM[:, m],
+                                              state.steps)
         load_N = factor_N * s.load_s_NM[:, m]
         start_N = np.maximum(state.now, state.threshold_NM[:, m])
         delay_N = start_N + service_N + np.where(cold_N, load_N, 0.0) - state.arrival

@@ -40,7 +40,7 @@ import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
-from ladts_policy.sim.cluster_config import ModelTiming, NodeSpec
+from ladts_policy.sim.config.cluster_config import ModelTiming, NodeSpec
 
 
 @dataclass(frozen=True)
@@ -330,8 +330,7 @@ class NodeServer:
 
     def service_s(self, model: str, steps: int, cold: bool) -> float:
         """Profile run time of one pod: load (if cold) + overhead + steps x seconds per step."""
-        timing = self.timings[model]
-        return (timing.load_s if cold else 0.0) + timing.service_s(steps)
+        return self.timings[model].run_s(steps, cold)
 
     def clone(self) -> NodeServer:
         """An independent copy (for planners that try placements on a copy)."""

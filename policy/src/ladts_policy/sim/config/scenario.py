@@ -6,7 +6,7 @@ A scenario is a YAML document::
     name: my-cluster
     description: free text
     cluster: {...}            # kind k8s-edge: see docs/scenarios.md
-    paper: {...}              # kind paper: ladts_policy.sim.paper.PaperConfig.from_mapping
+    paper: {...}              # kind paper: ladts_policy.sim.dynamics.paper.PaperConfig.from_mapping
 
 ``load_scenario("k8s-edge")`` loads the preset shipped as
 ``ladts_policy/scenarios/k8s-edge.yaml``; any other argument is read as a file path.
@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from ladts_policy.sim.base import VecSimulator
-from ladts_policy.sim.cluster_config import ClusterConfig
-from ladts_policy.sim.cluster_schema import BUILTIN_PROFILES, parse_cluster, read_yaml
-from ladts_policy.sim.errors import ScenarioError
-from ladts_policy.sim.schema_fields import Fields
+from ladts_policy.sim.config.cluster_config import ClusterConfig
+from ladts_policy.sim.config.cluster_schema import BUILTIN_PROFILES, parse_cluster, read_yaml
+from ladts_policy.sim.config.errors import ScenarioError
+from ladts_policy.sim.config.schema_fields import Fields
 
 KINDS = ("paper", "k8s-edge")
 """Scenario kinds this version understands."""
@@ -57,10 +57,10 @@ class Scenario:
         if num_envs < 1:
             raise ValueError(f"num_envs must be >= 1, got {num_envs}")
         if self.kind == "k8s-edge":
-            from ladts_policy.sim.cluster_vec import make_cluster_simulator
+            from ladts_policy.sim.dynamics.cluster_vec import make_cluster_simulator
 
             return make_cluster_simulator(self.config, num_envs=num_envs, reference=reference)
-        paper = importlib.import_module("ladts_policy.sim.paper")
+        paper = importlib.import_module("ladts_policy.sim.dynamics.paper")
         simulator: VecSimulator = paper.PaperSimulator(self.config, num_envs=num_envs)
         return simulator
 
@@ -132,7 +132,7 @@ def scenario_from_mapping(data: Any, *, base_dir: Path | None = None) -> Scenari
 
 def _paper_config(f: Fields) -> Any:
     """Dispatch the ``paper`` mapping to the paper simulator's own parser (imported lazily)."""
-    paper = importlib.import_module("ladts_policy.sim.paper")
+    paper = importlib.import_module("ladts_policy.sim.dynamics.paper")
     try:
         return paper.PaperConfig.from_mapping(dict(f.raw))
     except ScenarioError as exc:

@@ -9,7 +9,7 @@ observation is the new episode's first); its final delay is the reward of that s
 Reward: minus the placed pod's delay in seconds.
 
 The environments run on the vectorised simulator
-(:class:`~ladts_policy.sim.cluster_vec.VecClusterSimulator`) with the batched encoder
+(:class:`~ladts_policy.sim.dynamics.cluster_vec.VecClusterSimulator`) with the batched encoder
 (``VecClusterSimulator.encode_all``, compiled; the same values as
 :func:`ladts_policy.features_batch.encode_batch`) wherever it applies (one pod per node,
 time-sliced: every preset), else on the reference ``ClusterSimulator`` with
@@ -25,20 +25,23 @@ import numpy as np
 
 from ladts_policy.contract import SPEC
 from ladts_policy.features import encode
-from ladts_policy.sim.cluster import ClusterSimulator
-from ladts_policy.sim.cluster_config import ClusterConfig
-from ladts_policy.sim.cluster_vec import VecClusterSimulator, make_cluster_simulator
+from ladts_policy.sim.config.cluster_config import ClusterConfig
+from ladts_policy.sim.dynamics.cluster import ClusterSimulator
+from ladts_policy.sim.dynamics.cluster_vec import VecClusterSimulator, make_cluster_simulator
 
 _HIGH = 1e6
 
 
 class ClusterVectorEnv(gym.vector.VectorEnv):
-    """``num_envs`` ``k8s-edge`` episodes in lockstep (module docstring)."""
+    """``num_envs`` ``k8s-edge`` episodes in lockstep (module docstring).
+
+    ``threads``: numba threads of the vectorised simulator (``VecClusterSimulator``).
+    """
 
     def __init__(self, config: ClusterConfig, *, num_envs: int,
-                 node_slots: int | None = None) -> None:
+                 node_slots: int | None = None, threads: int = 1) -> None:
         self.sim: VecClusterSimulator | ClusterSimulator = make_cluster_simulator(
-            config, num_envs=num_envs)
+            config, num_envs=num_envs, threads=threads)
         self.num_envs = num_envs
         self.node_slots = node_slots or self.sim.num_nodes
         if self.node_slots < self.sim.num_nodes:
@@ -105,10 +108,11 @@ class ClusterVectorEnv(gym.vector.VectorEnv):
         if not valid.all():
             bad = int(np.flatnonzero(~valid)[0])
             raise ValueError(f"env {bad}: action {int(actions_E[bad])} is masked")
-        delay_E, _ = self.sim.step(actions_E)
         if isinstance(self.sim, VecClusterSimulator):
+            delay_E = self.sim.place(actions_E)  # the observation is encoded, not viewed
             done_E = ~self.sim.active_E
         else:
+            delay_E, _ = self.sim.step(actions_E)
             done_E = np.array([env.task < 0 for env in self.sim.envs])
         for e in np.flatnonzero(done_E):
             self.sim.reset_env(int(e), self._next_seed())

@@ -1,11 +1,11 @@
 """The vectorised ``k8s-edge`` simulator: every environment's state as ``[E, ...]`` arrays.
 
 :class:`VecClusterSimulator` has the interface of
-:class:`ladts_policy.sim.cluster.ClusterSimulator` (``reset``, ``reset_env``, ``step``,
+:class:`ladts_policy.sim.dynamics.cluster.ClusterSimulator` (``reset``, ``reset_env``, ``step``,
 ``current_view``, ``snapshot``, ``service_task``, ``episode_stats``) and the same dynamics,
 draws and seeds, but keeps the node servers, the scheduler's projections and the
 ``ServiceTimeCorrector`` state as struct-of-arrays stepped by the compiled kernels of
-:mod:`ladts_policy.sim.vec_dynamics`. It also gives every environment's snapshot at once
+:mod:`ladts_policy.sim.dynamics.vec_dynamics`. It also gives every environment's snapshot at once
 (:meth:`VecClusterSimulator.snapshot_batch`) for the batched feature encoder.
 
 It covers scenarios whose nodes run one pod at a time in the time-sliced mode (every preset).
@@ -26,21 +26,21 @@ from ladts_policy.features import ClusterSnapshot, TaskSpec
 from ladts_policy.features_batch import EncodedBatch, SnapshotBatch
 from ladts_policy.service_estimate import CorrectionConfig
 from ladts_policy.sim.base import DecisionView
-from ladts_policy.sim.cluster import POPULARITY_WINDOW_S, ClusterSimulator
-from ladts_policy.sim.cluster_config import ClusterConfig
-from ladts_policy.sim.cluster_state import StaticArrays
-from ladts_policy.sim.node_service import ServiceTask
-from ladts_policy.sim.workload import (
+from ladts_policy.sim.config.cluster_config import ClusterConfig, warm_service_s
+from ladts_policy.sim.dynamics.cluster import POPULARITY_WINDOW_S, ClusterSimulator
+from ladts_policy.sim.dynamics.cluster_state import StaticArrays
+from ladts_policy.sim.dynamics.node_service import ServiceTask
+from ladts_policy.sim.dynamics.workload import (
     draw_churn,
     draw_hidden,
-    draw_residency,
+    draw_resident,
     draw_workload,
     episode_generators,
 )
 
 try:
-    from ladts_policy.sim import vec_dynamics as vd
-    from ladts_policy.sim import vec_encode
+    from ladts_policy.sim.dynamics import vec_dynamics as vd
+    from ladts_policy.sim.dynamics import vec_encode
 except ImportError:  # no numba (the serving image installs the runtime only): reference only
     vd = None  # type: ignore[assignment]
 
@@ -52,14 +52,20 @@ class _Kernel:
     Numba's dispatcher types every argument on each call, which for the named tuples of
     arrays here costs about 0.5 ms; the entry point of the signature resolved on the first
     call skips that. Callers pass arrays of fixed dtypes and layouts (this module builds them
-    all), so the signature never changes for one simulator.
+    all), so the signature never changes for one simulator. ``threads`` > 1 calls the
+    parallel variant of the kernel on that many numba threads.
     """
 
-    def __init__(self, dispatcher: Any) -> None:
-        self._dispatcher = dispatcher
+    def __init__(self, serial: Any, parallel: Any = None, threads: int = 1) -> None:
+        self._dispatcher = serial if threads == 1 or parallel is None else parallel
+        self._threads = threads if self._dispatcher is parallel else 0
         self._entry: Any = None
 
     def __call__(self, *args: Any) -> Any:
+        if self._threads:
+            import numba
+
+            numba.set_num_threads(self._threads)
         if self._entry is None:
             result = self._dispatcher(*args)
             sig = tuple(self._dispatcher.typeof_pyval(a) for a in args)
@@ -77,23 +83,37 @@ def vectorisable(config: ClusterConfig) -> bool:
 
 
 def make_cluster_simulator(
-    config: ClusterConfig, *, num_envs: int, reference: bool = False
+    config: ClusterConfig, *, num_envs: int, reference: bool = False, threads: int = 1
 ) -> VecClusterSimulator | ClusterSimulator:
-    """The vectorised simulator where it applies, else (or with ``reference``) the reference."""
+    """The vectorised simulator where it applies, else (or with ``reference``) the reference.
+
+    ``threads``: numba threads of the vectorised simulator (``VecClusterSimulator``).
+    """
     if reference or not vectorisable(config):
         return ClusterSimulator(config, num_envs=num_envs)
-    return VecClusterSimulator(config, num_envs=num_envs)
+    return VecClusterSimulator(config, num_envs=num_envs, threads=threads)
 
 
 class VecClusterSimulator:
-    """Vectorised ``k8s-edge`` simulator (implements ``VecSimulator``; module docstring)."""
+    """Vectorised ``k8s-edge`` simulator (implements ``VecSimulator``; module docstring).
 
-    def __init__(self, config: ClusterConfig, *, num_envs: int, buffer: int = 16) -> None:
+    ``threads`` > 1 steps, plays and encodes the environments in parallel on that many numba
+    threads (at most ``numba.config.NUMBA_NUM_THREADS``); 1 (default) runs them in the
+    calling thread, which is faster on a machine whose cores are busy with other work.
+    """
+
+    def __init__(self, config: ClusterConfig, *, num_envs: int, buffer: int = 16,
+                 threads: int = 1) -> None:
         if not vectorisable(config):
             raise ValueError("the vectorised simulator needs concurrency 1, time-sliced nodes "
                              "and numba; make_cluster_simulator falls back to the reference")
         if num_envs < 1:
             raise ValueError(f"num_envs must be >= 1, got {num_envs}")
+        import numba
+
+        most = int(getattr(numba.config, "NUMBA_NUM_THREADS", 1))
+        if not 1 <= threads <= most:
+            raise ValueError(f"threads must be in 1..{most} (NUMBA_NUM_THREADS), got {threads}")
         self.config = config
         self.nodes = config.expand_nodes()
         self.static = StaticArrays.build(config, self.nodes)
@@ -125,10 +145,13 @@ class VecClusterSimulator:
                                        "queue", "requested")}
         self._pop_EM = np.zeros((e, m))
         self._refs()
-        self._step_envs = _Kernel(vd.step_envs)
+        self._step_envs = _Kernel(vd.step_envs, vd.step_envs_parallel, threads)
         self._fill_view = _Kernel(vd.fill_view)
         self._init_envs = _Kernel(vd.init_envs)
-        self._encode_envs = _Kernel(vec_encode.encode_envs)
+        self._encode_envs = _Kernel(vec_encode.encode_envs, vec_encode.encode_envs_parallel,
+                                    threads)
+        self._play_envs = _Kernel(vd.play_envs, vd.play_envs_parallel, threads)
+        self._rollout_scores = _Kernel(vd.rollout_scores)
         self._layout = vec_encode.layout()
         self._vocab_col_M = np.array([MODEL_VOCAB.index(name if name in MODEL_VOCAB else "other")
                                       for name in self.static.model_names], dtype=np.int64)
@@ -166,7 +189,7 @@ class VecClusterSimulator:
         """Start a new episode in one environment only (vector envs' autoreset)."""
         self._load_episode(env, seed)
         self._init(np.array([env]))
-        self._view()  # the new episode's mask and popularity window
+        self._view()  # the new episode's mask
 
     def current_view(self) -> DecisionView | None:
         """The view of the pending decisions (None when every episode has ended)."""
@@ -178,6 +201,17 @@ class VecClusterSimulator:
         Raises:
             ValueError: an action names a node outside the last view's mask (no environment
                 is changed).
+        """
+        delay_E = self.place(actions_E)
+        return delay_E, self._view()
+
+    def place(self, actions_E: np.ndarray) -> np.ndarray:
+        """:meth:`step` without building the next :class:`DecisionView` (returns the delays).
+
+        The mask checked is that of the last view or :meth:`encode_all`.
+
+        Raises:
+            ValueError: an action names a node outside that mask (no environment is changed).
         """
         actions_E = np.asarray(actions_E)
         if actions_E.shape != (self._num_envs,):
@@ -194,18 +228,86 @@ class VecClusterSimulator:
             name = self.nodes[node].name if 0 <= node < self.num_nodes else str(node)
             raise ValueError(f"env {e}: node {name} is not schedulable for this task")
         delay_E = np.full(self._num_envs, np.nan)
-        first = 0
+        todo_E = active_E.copy()
+        status_E = np.zeros(self._num_envs, dtype=np.int64)
         while True:
-            status, env = self._step_envs(self._s_ref, self._ep_ref, self._d_ref, actions_E,
-                                          first, delay_E)
-            if status == vd.OK:
-                break
-            if status == vd.GROW:
+            self._step_envs(self._s_ref, self._ep_ref, self._d_ref, actions_E, todo_E,
+                            delay_E, status_E)
+            if (status_E < 0).any():
+                env = int(np.flatnonzero(status_E < 0)[0])
+                raise RuntimeError(f"env {env}: pods wait forever: no node can ever serve them")
+            if not todo_E.any():
+                return delay_E
+            self._grow_buffer()
+
+    def play(self, rng: np.random.Generator, *, amortise: float = 0.0, evict: float = 0.0,
+             batch_steps: int = 256) -> np.ndarray:
+        """Play every episode to its end under greedy (or residency-greedy), in compiled code.
+
+        The decisions are those of ``step(policy.act(view))`` in a loop with
+        ``ResidencyGreedyPolicy(amortise, evict)`` (``GreedyPolicy`` at 0, 0) whose generator
+        is ``rng``: the tie-breaking noise is drawn from ``rng`` in the same order, ``[E, N]``
+        per step, ``batch_steps`` steps at a time (the draws of the last batch's steps after
+        every episode ended are not used). ``tests/policy/test_cluster_vec.py`` checks the
+        two agree exactly. Environments run in parallel with ``threads`` > 1.
+
+        Returns:
+            float [steps, E]: the delay of each environment's decision at each step, NaN
+            where the environment had ended.
+
+        Raises:
+            RuntimeError: pods of an environment would wait forever.
+        """
+        e, n = self._num_envs, self.num_nodes
+        delays = []
+        done_E = np.zeros(e, dtype=np.int64)
+        status_E = np.zeros(e, dtype=np.int64)
+        while (self._d.task_E >= 0).any():
+            noise_SEN = rng.random((batch_steps, e, n))
+            delay_SE = np.full((batch_steps, e), np.nan)
+            done_E[:] = 0
+            while True:
+                self._play_envs(self._s_ref, self._ep_ref, self._d_ref, float(amortise),
+                                float(evict), noise_SEN, done_E, delay_SE, status_E)
+                if (status_E < 0).any():
+                    env = int(np.flatnonzero(status_E < 0)[0])
+                    raise RuntimeError(f"env {env}: pods wait forever: no node can ever "
+                                       "serve them")
+                if not (status_E == vd.GROW).any():
+                    break
                 self._grow_buffer()
-                first = env
-                continue
-            raise RuntimeError(f"env {env}: pods wait forever: no node can ever serve them")
-        return delay_E, self._view()
+            delays.append(delay_SE)
+        out = np.concatenate(delays) if delays else np.zeros((0, e))
+        last = np.flatnonzero((~np.isnan(out)).any(axis=1))
+        self._mask_EN[:] = False
+        return out[: last[-1] + 1 if last.size else 0]
+
+    def rollout_scores(self, env: int, candidates: np.ndarray,
+                       future: tuple[np.ndarray, np.ndarray, np.ndarray]) -> np.ndarray:
+        """The rollout planner's score of each candidate node for env ``env``'s pending pod.
+
+        ``future`` is one sampled future (arrival times, model indices, steps) as
+        ``ladts_policy.rollout.RolloutPolicy`` draws it; the score is the summed estimated
+        delay of the pod on the candidate and the sampled requests placed by greedy on the
+        scheduler's projections (``vec_dynamics.rollout_scores``).
+        """
+        if self._d.task_E[env] < 0:
+            raise RuntimeError(f"env {env} has no pending task")
+        cand_C = np.asarray(candidates, dtype=np.int64)
+        time_K, model_K, steps_K = future
+        score_C = np.zeros(cand_C.shape[0])
+        self._rollout_scores(self._s_ref, self._ep_ref, self._d_ref, int(env), cand_C,
+                             np.asarray(time_K, dtype=float), np.asarray(model_K, dtype=np.int64),
+                             np.asarray(steps_K, dtype=np.int64), score_C)
+        return score_C
+
+    def recent_counts(self, env: int) -> np.ndarray:
+        """Return float [M]: requests per model in the popularity window (``recent_counts_M``)."""
+        return np.asarray(self._d.win_count_EM[env], dtype=float)
+
+    def now(self, env: int) -> float:
+        """The clock of one environment (its pending decision's time)."""
+        return float(self._d.now_E[env])
 
     # --- what schedulers and encoders read --------------------------------------------------
 
@@ -251,7 +353,7 @@ class VecClusterSimulator:
         sps_RN = s.s_per_step_NM[nodes[None, :], m_R[:, None]]
         ovh_RN = s.overhead_s_NM[nodes[None, :], m_R[:, None]]
         load_s_RN = s.load_s_NM[nodes[None, :], m_R[:, None]]
-        service_RN = factor_RN * (ovh_RN + steps_R[:, None] * sps_RN)
+        service_RN = factor_RN * warm_service_s(ovh_RN, sps_RN, steps_R[:, None])
         load_RN = factor_RN * load_s_RN
         start_RN = np.maximum(now_R1, d.threshold_ENM[take])
         with np.errstate(invalid="ignore"):
@@ -323,8 +425,9 @@ class VecClusterSimulator:
     def encode_all(self, *, node_slots: int) -> EncodedBatch:
         """Every environment's ``features.encode`` output, from one compiled pass.
 
-        The same values as ``encode_batch(snapshot_batch())`` (``ladts_policy.sim.vec_encode``);
-        rows of ended episodes are zero. Fresh arrays on every call.
+        The same values as ``encode_batch(snapshot_batch())``
+        (``ladts_policy.sim.dynamics.vec_encode``); rows of ended episodes are zero. Fresh arrays
+        on every call.
 
         Raises:
             ValueError: the scenario has more nodes than ``node_slots``.
@@ -342,6 +445,7 @@ class VecClusterSimulator:
                           lay["node_log1p"], lay["task_src"], lay["task_scale"],
                           lay["task_log1p"], lay["global_src"], lay["global_scale"],
                           lay["global_log1p"], rows_ESF, task_ET, global_EG, mask_ES)
+        self._mask_EN = mask_ES[:, :self.num_nodes].copy()  # what place() checks
         return EncodedBatch(node_rows_ESF=rows_ESF, task_ET=task_ET, global_EG=global_EG,
                             node_mask_ES=mask_ES)
 
@@ -393,7 +497,7 @@ class VecClusterSimulator:
         """Draw one episode exactly as ``EnvState`` does and write it into row ``env``."""
         config = self.config
         names = self.static.model_names
-        residency = draw_residency(config, self.nodes, seed)
+        residency = draw_resident(config, self.nodes, seed)
         arrivals_rng, churn_rng = episode_generators(seed)
         work = draw_workload(config, arrivals_rng)
         churn = draw_churn(config.churn, self.num_nodes, config.horizon_s, churn_rng)
@@ -420,8 +524,8 @@ class VecClusterSimulator:
         ep.scrape_phase_EN[env] = hidden.scrape_phase_s_N
         ep.preload_ENM[env] = -1
         index = {name: i for i, name in enumerate(names)}
-        for n, node in enumerate(residency):
-            resident = [index[r] for r in node.resident if r in index]
+        for n, models in enumerate(residency):
+            resident = [index[r] for r in models if r in index]
             ep.preload_ENM[env, n, :len(resident)] = resident
 
     def _grow_episode(self, t: int, k: int) -> None:

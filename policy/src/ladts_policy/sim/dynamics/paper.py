@@ -58,8 +58,8 @@ from typing import Any
 import numpy as np
 
 from ladts_policy.sim.base import DecisionView
-from ladts_policy.sim.errors import ScenarioError
-from ladts_policy.sim.schema_fields import Fields
+from ladts_policy.sim.config.errors import ScenarioError
+from ladts_policy.sim.config.schema_fields import Fields
 
 ARRIVAL_STREAMS = ("native", "published", "published-lad")
 """Values of :attr:`PaperConfig.arrival_stream`."""

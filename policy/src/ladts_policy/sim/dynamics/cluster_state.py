@@ -6,8 +6,8 @@ and the caches the simulator reads as ``[N]`` / ``[N, M]`` arrays. Shapes: ``N``
 
 Truth and view are kept apart: the servers run every pod for its *realised* time (profile x
 hidden node factor x request noise). What schedulers see is a per-node *projection*
-(:func:`ladts_policy.sim.node_service.project`) built only from what the operator can observe:
-the pods bound to the node in FIFO order, the start of those running, the models the node
+(:func:`ladts_policy.sim.dynamics.node_service.project`) built only from what the operator can
+observe: the pods bound to the node in FIFO order, the start of those running, the models the node
 reported at its last metrics scrape, and run times estimated as profile x the
 :class:`~ladts_policy.service_estimate.ServiceTimeCorrector` factor learned from the
 completions seen so far. A projection is rebuilt when the node's observable state changes (a
@@ -23,15 +23,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from ladts_policy.service_estimate import ServiceTimeCorrector
-from ladts_policy.sim.cluster_config import ClusterConfig, NodeSpec
-from ladts_policy.sim.node_service import (
+from ladts_policy.sim.config.cluster_config import ClusterConfig, NodeSpec
+from ladts_policy.sim.dynamics.node_service import (
     AnyNodeServer,
     ExclusiveNodeServer,
     ServiceTask,
     make_node_server,
     project,
 )
-from ladts_policy.sim.workload import (
+from ladts_policy.sim.dynamics.workload import (
     JOIN,
     LEAVE,
     draw_churn,

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ladts_policy.sim.cluster_config import (
+from ladts_policy.sim.config.cluster_config import (
     ArrivalSpec,
     ChurnSpec,
     ClusterConfig,
@@ -174,24 +174,42 @@ def draw_residency(config: ClusterConfig, nodes: list[NodeSpec], seed: int) -> l
     """The episode's nodes with their initial resident models (``ResidencySpec``).
 
     ``fixed`` returns ``nodes`` unchanged; ``random`` draws from a fourth stream of ``seed``
-    (arrivals, churn and hidden factors are unchanged).
+    (arrivals, churn and hidden factors are unchanged): :func:`draw_resident`.
+    """
+    if config.residency.mode == "fixed":
+        return nodes
+    return [dataclasses.replace(node, resident=resident)
+            for node, resident in zip(nodes, draw_resident(config, nodes, seed), strict=True)]
+
+
+def draw_resident(config: ClusterConfig, nodes: list[NodeSpec],
+                  seed: int) -> list[tuple[str, ...]]:
+    """Each node's initial resident models (the lists of :func:`draw_residency`).
+
+    ``random``: per node, the models it can run in a random order, each kept while fewer
+    than ``max_models`` are and it fits the VRAM left.
     """
     spec = config.residency
     if spec.mode == "fixed":
-        return nodes
+        return [node.resident for node in nodes]
     rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(4)[3])
+    names = config.model_names
+    runnable: dict[int, tuple[list[str], list[float]]] = {}  # per profile (nodes share them)
     out = []
     for node in nodes:
         profile = node.profile
-        runnable = [m for m in config.model_names if profile.can_run(m)]
+        key = id(profile)
+        if key not in runnable:
+            fits = [m for m in names if profile.can_run(m)]
+            runnable[key] = (fits, [profile.timings[m].memory_gib for m in fits])
+        fits, need_K = runnable[key]
         chosen: list[str] = []
         free = profile.vram_gib
-        for k in rng.permutation(len(runnable)):
-            need = profile.timings[runnable[k]].memory_gib
-            if len(chosen) < spec.max_models and need <= free:
-                chosen.append(runnable[k])
-                free -= need
-        out.append(dataclasses.replace(node, resident=tuple(chosen)))
+        for k in rng.permutation(len(fits)):
+            if len(chosen) < spec.max_models and need_K[k] <= free:
+                chosen.append(fits[k])
+                free -= need_K[k]
+        out.append(tuple(chosen))
     return out
 
 

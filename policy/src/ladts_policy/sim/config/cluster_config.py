@@ -3,7 +3,7 @@
 Units: seconds, GiB, CPU cores, megabits. The GPU figures come from
 ``docs/scenarios.md`` (GPU profile defaults and their sources); the sources quote GB and
 the tables use the same numbers as GiB (a 7 % difference, far inside the stated ranges). Parsing and
-validation live in :mod:`ladts_policy.sim.cluster_schema`; the schema is documented in
+validation live in :mod:`ladts_policy.sim.config.cluster_schema`; the schema is documented in
 ``docs/scenarios.md``.
 """
 
@@ -11,6 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 @dataclass(frozen=True)
@@ -36,7 +40,22 @@ class ModelTiming:
 
     def service_s(self, steps: int) -> float:
         """Seconds to serve one warm request of ``steps`` denoising steps."""
-        return self.overhead_s + steps * self.s_per_step
+        return float(warm_service_s(self.overhead_s, self.s_per_step, steps))
+
+    def run_s(self, steps: int, cold: bool) -> float:
+        """Profile seconds of one request: the load when ``cold``, then the warm run."""
+        return (self.load_s if cold else 0.0) + self.service_s(steps)
+
+
+def warm_service_s(overhead_s: np.ndarray | float, s_per_step: np.ndarray | float,
+                   steps: np.ndarray | float) -> np.ndarray | float:
+    """Profile seconds of one warm request: ``overhead_s + steps * s_per_step``.
+
+    The one implementation of the warm run time, for scalars or arrays (element-wise); the
+    compiled simulator's twin is ``ladts_policy.sim.dynamics.vec_dynamics._service``, which the
+    differential tests (``tests/policy/test_cluster_vec.py``) hold to it.
+    """
+    return overhead_s + steps * s_per_step
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,1 @@
+"""Scenario configuration: typed configs, the YAML schema and its loader."""

@@ -1,0 +1,1 @@
+"""The simulators' dynamics: node servers, episode draws, the reference and compiled simulators."""
