@@ -13,7 +13,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from ladts_policy.baselines import make_policy
+from ladts_policy.baselines import RESIDENCY_AMORTISE, RESIDENCY_EVICT, make_policy
 from ladts_policy.features import encode
 from ladts_policy.features_batch import encode_batch
 from ladts_policy.sim.base import DecisionView
@@ -214,12 +214,29 @@ def test_parallel_kernels_match_the_serial_ones() -> None:
         enc = [sim.encode_all(node_slots=sim.num_nodes) for sim in sims]
         np.testing.assert_array_equal(enc[0].node_rows_ESF, enc[1].node_rows_ESF)
         np.testing.assert_array_equal(enc[0].node_mask_ES, enc[1].node_mask_ES)
+        np.testing.assert_array_equal(enc[0].task_ET, enc[1].task_ET)
+        np.testing.assert_array_equal(enc[0].global_EG, enc[1].global_EG)
         noise_EN = rng.random(views[0].node_mask_EN.shape)
         actions_E = np.argmax(np.where(views[0].node_mask_EN, noise_EN, -1.0), axis=1)
         (d0, views[0]), (d1, views[1]) = (sim.step(actions_E) for sim in sims)
         np.testing.assert_array_equal(d0, d1)
-    plays = []
-    for sim in sims:
-        sim.reset(seeds)
-        plays.append(sim.play(np.random.default_rng(2), batch_steps=50))
-    np.testing.assert_array_equal(plays[0], plays[1])
+    for weights in ({}, {"amortise": RESIDENCY_AMORTISE, "evict": RESIDENCY_EVICT}):
+        plays = []
+        for sim in sims:
+            sim.reset(seeds)
+            plays.append(sim.play(np.random.default_rng(2), batch_steps=50, **weights))
+        np.testing.assert_array_equal(plays[0], plays[1], err_msg=str(weights))
+
+
+def test_place_refuses_a_second_call_on_the_same_view() -> None:
+    sim = VecClusterSimulator(preset("k8s-edge", 200.0), num_envs=2)
+    view = sim.reset([5, 6])
+    assert view is not None
+    actions_E = np.argmax(view.node_mask_EN, axis=1)
+    sim.place(actions_E)
+    # The view's mask described the cluster before that placement: no second use.
+    with pytest.raises(ValueError, match="not schedulable"):
+        sim.place(actions_E)
+    view = sim.current_view()
+    assert view is not None
+    sim.place(np.argmax(view.node_mask_EN, axis=1))

@@ -28,6 +28,8 @@ import logging
 import time
 from typing import Any
 
+from prometheus_client import Histogram
+
 from ladts_operator.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
@@ -63,12 +65,18 @@ class GcKeeper:
         self.interval_s = interval_s
         self._started: float | None = None
         self._installed = False
+        self._pause_by_generation: dict[str, Histogram] = {}
         self.freezes = 0
         """Freezes done so far (the first, and every FULL_EVERY-th, is a full one)."""
 
     def install(self) -> None:
         """Start timing the collector's passes (idempotent)."""
         if not self._installed:
+            # Children made here, not in the callback: ``labels()`` takes the metric's
+            # non-reentrant lock, which a collection can interrupt (``/metrics`` copies the
+            # children under it); a child's ``observe`` allocates nothing the collector tracks.
+            self._pause_by_generation = {
+                str(g): self.telemetry.gc_pause.labels(generation=str(g)) for g in range(3)}
             gc.callbacks.append(self._on_gc)
             self._installed = True
 
@@ -104,6 +112,7 @@ class GcKeeper:
         if phase == "start":
             self._started = time.perf_counter()
         elif self._started is not None:
-            self.telemetry.gc_pause.labels(generation=str(info.get("generation", ""))).observe(
-                time.perf_counter() - self._started)
+            child = self._pause_by_generation.get(str(info.get("generation", "")))
+            if child is not None:
+                child.observe(time.perf_counter() - self._started)
             self._started = None

@@ -10,7 +10,6 @@ are independent: each has its own seed). Percentiles pool the delays of all task
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import math
 import time
@@ -334,9 +333,7 @@ def evaluate(
             bar.set_postfix_str(name)
             sizes: list[np.ndarray] = []
             started = time.perf_counter()
-            reference = bool(getattr(policy, "needs_reference_simulator", False))
-            delays = run_policy(functools.partial(spec.make_simulator, reference=reference),
-                                policy, env_seeds,
+            delays = run_policy(spec.make_simulator, policy, env_seeds,
                                 policy_seed=(policy_seed(name) if common_policy_seed is None
                                              else common_policy_seed),
                                 progress=bar.update, sizes_out=sizes)

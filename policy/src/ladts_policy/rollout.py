@@ -44,7 +44,6 @@ class RolloutPolicy:
 
     name = "rollout"
 
-
     def __init__(self, *, horizon_s: float = 60.0, top_k: int = 3, samples: int = 1) -> None:
         if horizon_s < 0 or top_k < 1 or samples < 1:
             raise ValueError("rollout needs horizon_s >= 0, top_k >= 1 and samples >= 1")

@@ -200,7 +200,10 @@ def run(args: argparse.Namespace) -> int:
     counts = [int(x) for x in args.nodes.split(",") if x.strip()]
     scorers = [s.strip() for s in args.scorers.split(",") if s.strip()]
     bad = set(scorers) - {"heuristic", "onnx", "bundled"}
-    if bad or not counts or min(counts) < 1 or args.runs < 1:
+    if args.runs < 1:
+        print(f"ladts bench: --runs must be >= 1, got {args.runs}", file=sys.stderr)
+        return 2
+    if bad or not counts or min(counts) < 1:
         print(f"ladts bench: bad --scorers {sorted(bad)} or --nodes {args.nodes}",
               file=sys.stderr)
         return 2

@@ -97,7 +97,9 @@ class DistributionConfig:
     absent_weight: float = 0.002
     """Weight of a model left out of a skewed mix. Scenario validation requires weights
     > 0, and a model that stays in the document keeps its place in random initial residency
-    (nodes hold models nobody asks for, as in serving); at 0.2 % it is almost never asked."""
+    (nodes hold models nobody asks for, as in serving). At 0.2 % it is rarely asked, except
+    where the SDXL cap removes most of a draw's mass: renormalising then raises it (above 2 %
+    in about 3 % of skewed mixes over k8s-edge's five models, at most about 15 %)."""
 
     sdxl_max_share: float = 0.45
     """Most SDXL may take of a skewed mix, in the worst case of the drift holding any other
@@ -153,7 +155,7 @@ def skewed_weights(names: Sequence[str], rng: np.random.Generator,
     weight_M = np.full(m, dist.absent_weight)
     weight_M[subset] = rng.dirichlet(np.full(len(subset), dist.skew_concentration))
     weight_M = np.maximum(weight_M, dist.absent_weight)
-    if SDXL in names:
+    if SDXL in names and m > 1:  # an SDXL-only base has nothing to cap against
         j = list(names).index(SDXL)
         others_M = np.delete(weight_M, j)
         room = others_M.sum() - (1.0 - DRIFT_INITIAL_SHARE) * others_M.max()

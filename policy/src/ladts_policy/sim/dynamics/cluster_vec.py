@@ -237,6 +237,9 @@ class VecClusterSimulator:
                 env = int(np.flatnonzero(status_E < 0)[0])
                 raise RuntimeError(f"env {env}: pods wait forever: no node can ever serve them")
             if not todo_E.any():
+                # The mask described the state before these placements: a second place()
+                # needs a fresh view or encode_all() (the mask is a private copy).
+                self._mask_EN[:] = False
                 return delay_E
             self._grow_buffer()
 
