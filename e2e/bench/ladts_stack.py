@@ -93,10 +93,15 @@ def running_stack(cluster: Cluster, specs: Sequence[NodeSpec], options: LadtsSta
     set_values = [f"serve.policy.bundled={str(options.bundled_policy).lower()}"]
     prometheus = None
     if exporter is not None:
-        prometheus = start_prometheus(pm, find_binaries().get("prometheus"),
-                                      workdir / "prometheus", {"dcgm": [exporter.target]},
-                                      scrape_interval=SCRAPE_INTERVAL)
-        set_values.append(f"prometheus.url={prometheus.url}")
+        prom = prometheus = start_prometheus(
+            pm, find_binaries().get("prometheus"), workdir / "prometheus",
+            {"dcgm": [exporter.target]}, scrape_interval=SCRAPE_INTERVAL)
+        set_values.append(f"prometheus.url={prom.url}")
+        # Serve polls at start, then every 15 s: start it once Prometheus has every node's
+        # series, so the run's first decisions are not scored without metrics.
+        wanted = len(specs)
+        wait_until(lambda: len(prom.query("DCGM_FI_DEV_FB_FREE")) >= wanted,
+                   "Prometheus scraped every emulated GPU", 60, prom.process)
     serve = scheduler = None
     report: dict[str, Any] = {}
     try:

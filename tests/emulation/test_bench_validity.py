@@ -13,6 +13,7 @@ from e2e.bench.capacity import capacity, overloaded_only
 from e2e.bench.end_to_end import SCHEDULERS, scheduler_problems
 from e2e.bench.ladts_stack import LadtsStack, serve_report
 from e2e.bench.stats import run_problems
+
 from ladts_operator.telemetry import Telemetry
 
 
