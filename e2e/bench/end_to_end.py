@@ -121,7 +121,8 @@ def run_one(sched: BenchScheduler, cluster: ClusterConfig, seed: int, time_scale
     if sched.sim_scorer is not None:
         pred = predict(cluster, seed, sched.sim_scorer)
         result["sim_prediction"] = {"scorer": sched.sim_scorer, "requests": len(pred.delays_s),
-                                    "delay_s": delay_stats(pred.delays_s)}
+                                    "delay_s": delay_stats(pred.delays_s),
+                                    "noise_means_s": pred.noise_means_s}
         if len(pred.delays_s) != len(requests):
             result["problems"].append(f"simulator episode has {len(pred.delays_s)} requests, "
                                       f"the run {len(requests)}: not the same arrivals")
@@ -343,12 +344,18 @@ def _print_run(r: dict[str, Any]) -> None:
           f"{r['scheduling_latency_wall_ms']['mean']:.1f} ms; {r['pods_per_s']:.2f} pods/s",
           flush=True)
     if stack:
+        est = (stack.get("trace") or {}).get("service_estimate_over_observed") or {}
         print(f"    fallbacks {stack.get('fallbacks')}, binds {stack.get('binds')}, "
-              f"policy {stack.get('policy')}", flush=True)
+              f"policy {stack.get('policy')}; serve's service-time estimate / observed: mean "
+              f"{est.get('mean')}, median |error| {est.get('median_abs_error')} "
+              f"({est.get('n')} completions)", flush=True)
     if "sim_prediction" in r:
         p = r["sim_prediction"]["delay_s"]
+        noise = r["sim_prediction"].get("noise_means_s") or []
+        spread = (f" (other noise seeds: mean {min(noise):.2f}-{max(noise):.2f} s)"
+                  if noise else "")
         print(f"    simulator ({r['sim_prediction']['scorer']}): mean {p['mean']:.2f} / p95 "
-              f"{p['p95']:.2f} s", flush=True)
+              f"{p['p95']:.2f} s{spread}", flush=True)
     for problem in r["problems"]:
         print(f"    PROBLEM: {problem}", flush=True)
 

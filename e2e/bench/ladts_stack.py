@@ -142,6 +142,7 @@ def running_stack(cluster: Cluster, specs: Sequence[NodeSpec], options: LadtsSta
         if exporter is not None:
             exporter.stop()
         api.close()
+    report["trace"] = trace_summary(workdir / "trace.jsonl")  # complete once serve stopped
 
 
 def serve_report(metrics_text: str, options: LadtsStack) -> dict[str, Any]:
@@ -175,6 +176,42 @@ def serve_report(metrics_text: str, options: LadtsStack) -> dict[str, Any]:
         "policy": policy,
         "policy_sha256": policy_sha256() if options.bundled_policy else None,
         "prometheus_poll_errors": poll_errors,
+    }
+
+
+def trace_summary(path: Path) -> dict[str, Any]:
+    """What serve's decision trace says about its view: decisions by fallback, and its service
+    time estimates against the times it observed (``completion`` records of
+    ``ladts_operator/trace.py``: ``predicted_s`` vs ``observed_s``)."""
+    import json
+
+    import numpy as np
+
+    kinds: dict[str, int] = {}
+    fallbacks: dict[str, int] = {}
+    ratio: list[float] = []
+    if path.is_file():
+        for line in path.read_text("utf-8").splitlines():
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            kind = str(rec.get("kind"))
+            kinds[kind] = kinds.get(kind, 0) + 1
+            if kind == "decision" and rec.get("fallback"):
+                fallbacks[str(rec["fallback"])] = fallbacks.get(str(rec["fallback"]), 0) + 1
+            pred, obs = rec.get("predicted_s"), rec.get("observed_s")
+            if kind == "completion" and pred and obs:
+                ratio.append(float(pred) / float(obs))
+    arr = np.asarray(ratio, dtype=float)
+    return {
+        "records": kinds,
+        "decision_fallbacks": fallbacks,
+        "service_estimate_over_observed": {
+            "n": int(arr.size),
+            "mean": float(arr.mean()) if arr.size else None,
+            "median_abs_error": float(np.median(np.abs(arr - 1.0))) if arr.size else None,
+        },
     }
 
 

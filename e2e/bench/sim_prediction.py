@@ -33,10 +33,15 @@ class Prediction:
     """Episode seed (the benchmark's)."""
     delays_s: list[float]
     """Each request's delay (arrival → finish, cluster seconds; the simulator binds at
-    arrival), in decision order."""
+    arrival), in decision order, with the policy's own seed (``ladts evaluate``'s)."""
+    noise_means_s: list[float]
+    """Mean delay with each of ``noise_seeds`` other seeds of the policy's own randomness
+    (the denoising chain's noise; a deterministic heuristic repeats its mean): how far the
+    prediction moves when only the policy's noise changes, as ``ladts serve``'s does."""
 
 
-def predict(cluster: ClusterConfig, seed: int, scorer: str) -> Prediction:
+def predict(cluster: ClusterConfig, seed: int, scorer: str, noise_seeds: int = 4
+            ) -> Prediction:
     """Run ``scorer`` on the simulator's episode ``seed`` of ``cluster``."""
     policy = build_policy(scorer)
     reference = bool(getattr(policy, "needs_reference_simulator", False))
@@ -44,5 +49,10 @@ def predict(cluster: ClusterConfig, seed: int, scorer: str) -> Prediction:
     def make_sim(num_envs: int) -> object:
         return make_cluster_simulator(cluster, num_envs=num_envs, reference=reference)
 
-    delays = run_policy(make_sim, policy, [seed], policy_seed=policy_seed(scorer))  # type: ignore[arg-type]
-    return Prediction(scorer, seed, [float(d) for d in np.asarray(delays[0], dtype=float)])
+    def run(noise: int) -> np.ndarray:
+        delays = run_policy(make_sim, policy, [seed], policy_seed=noise)  # type: ignore[arg-type]
+        return np.asarray(delays[0], dtype=float)
+
+    own = run(policy_seed(scorer))
+    others = [float(run(policy_seed(scorer) + 1 + k).mean()) for k in range(noise_seeds)]
+    return Prediction(scorer, seed, [float(d) for d in own], others)
