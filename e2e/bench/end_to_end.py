@@ -48,7 +48,7 @@ from e2e.bench.default_scheduler import seed_result
 from e2e.bench.ladts_stack import SCHEDULER_NAME as LADTS_SCHEDULER_NAME
 from e2e.bench.ladts_stack import LadtsStack, policy_sha256
 from e2e.bench.run import StackSetup, emulate
-from e2e.bench.sim_prediction import predict
+from e2e.bench.sim_prediction import agreement, predict
 from e2e.bench.stats import delay_stats, seed_interval
 from e2e.bench.workload import bench_cluster, draw_requests
 from e2e.emulation.records import SUCCEEDED, PodRecord
@@ -90,6 +90,11 @@ def pods_per_s(records: Sequence[PodRecord], time_scale: float) -> float:
     return len(records) / max(span_s / time_scale, 1e-9)
 
 
+def live_nodes(records: Sequence[PodRecord]) -> dict[int, str]:
+    """Request index (the pod is ``aigc-<index>``) -> the node it was bound to."""
+    return {int(r.name.rsplit("-", 1)[1]): r.node for r in records if r.node}
+
+
 def scheduler_problems(sched: BenchScheduler, result: dict[str, Any]) -> list[str]:
     """Why a ladts run does not measure ladts: the extender did not bind every pod."""
     if sched.stack is None:
@@ -122,7 +127,9 @@ def run_one(sched: BenchScheduler, cluster: ClusterConfig, seed: int, time_scale
         pred = predict(cluster, seed, sched.sim_scorer)
         result["sim_prediction"] = {"scorer": sched.sim_scorer, "requests": len(pred.delays_s),
                                     "delay_s": delay_stats(pred.delays_s),
-                                    "noise_means_s": pred.noise_means_s}
+                                    "noise_means_s": pred.noise_means_s,
+                                    "placements": agreement(live_nodes(run.records),
+                                                            pred.nodes, cluster)}
         if len(pred.delays_s) != len(requests):
             result["problems"].append(f"simulator episode has {len(pred.delays_s)} requests, "
                                       f"the run {len(requests)}: not the same arrivals")
@@ -354,8 +361,11 @@ def _print_run(r: dict[str, Any]) -> None:
         noise = r["sim_prediction"].get("noise_means_s") or []
         spread = (f" (other noise seeds: mean {min(noise):.2f}-{max(noise):.2f} s)"
                   if noise else "")
+        agree = r["sim_prediction"].get("placements") or {}
         print(f"    simulator ({r['sim_prediction']['scorer']}): mean {p['mean']:.2f} / p95 "
-              f"{p['p95']:.2f} s{spread}", flush=True)
+              f"{p['p95']:.2f} s{spread}; same GPU profile as the simulator for "
+              f"{agree.get('same_profile_share')} of requests, first difference at request "
+              f"{agree.get('first_divergence')}", flush=True)
     for problem in r["problems"]:
         print(f"    PROBLEM: {problem}", flush=True)
 

@@ -180,8 +180,9 @@ def serve_report(metrics_text: str, options: LadtsStack) -> dict[str, Any]:
 
 
 def trace_summary(path: Path) -> dict[str, Any]:
-    """What serve's decision trace says about its view: decisions by fallback, and its service
-    time estimates against the times it observed (``completion`` records of
+    """What serve's decision trace says about its view: decisions by fallback, binds to
+    another node than its top-scored one (kube-scheduler's other score plugins), and its
+    service time estimates against the times it observed (``completion`` records of
     ``ladts_operator/trace.py``: ``predicted_s`` vs ``observed_s``)."""
     import json
 
@@ -190,6 +191,8 @@ def trace_summary(path: Path) -> dict[str, Any]:
     kinds: dict[str, int] = {}
     fallbacks: dict[str, int] = {}
     ratio: list[float] = []
+    chosen: dict[str, str] = {}
+    bound: dict[str, str] = {}
     if path.is_file():
         for line in path.read_text("utf-8").splitlines():
             try:
@@ -198,14 +201,20 @@ def trace_summary(path: Path) -> dict[str, Any]:
                 continue
             kind = str(rec.get("kind"))
             kinds[kind] = kinds.get(kind, 0) + 1
+            if kind == "decision":
+                chosen[str(rec.get("pod_uid"))] = str(rec.get("chosen"))
+            elif kind == "bind":
+                bound[str(rec.get("pod_uid"))] = str(rec.get("node"))
             if kind == "decision" and rec.get("fallback"):
                 fallbacks[str(rec["fallback"])] = fallbacks.get(str(rec["fallback"]), 0) + 1
             pred, obs = rec.get("predicted_s"), rec.get("observed_s")
             if kind == "completion" and pred and obs:
                 ratio.append(float(pred) / float(obs))
     arr = np.asarray(ratio, dtype=float)
+    joined = [uid for uid in bound if uid in chosen]
     return {
         "records": kinds,
+        "bound_elsewhere_than_chosen": sum(bound[u] != chosen[u] for u in joined),
         "decision_fallbacks": fallbacks,
         "service_estimate_over_observed": {
             "n": int(arr.size),

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ladts_policy.evaluate import build_policy, policy_seed, run_policy
+from ladts_policy.sim.base import DecisionView
 from ladts_policy.sim.cluster_config import ClusterConfig
 from ladts_policy.sim.cluster_vec import make_cluster_simulator
 
@@ -34,6 +35,8 @@ class Prediction:
     delays_s: list[float]
     """Each request's delay (arrival → finish, cluster seconds; the simulator binds at
     arrival), in decision order, with the policy's own seed (``ladts evaluate``'s)."""
+    nodes: list[str]
+    """The node chosen for each request, in arrival order (the policy's own seed)."""
     noise_means_s: list[float]
     """Mean delay with each of ``noise_seeds`` other seeds of the policy's own randomness
     (the denoising chain's noise; a deterministic heuristic repeats its mean): how far the
@@ -55,4 +58,42 @@ def predict(cluster: ClusterConfig, seed: int, scorer: str, noise_seeds: int = 4
 
     own = run(policy_seed(scorer))
     others = [float(run(policy_seed(scorer) + 1 + k).mean()) for k in range(noise_seeds)]
-    return Prediction(scorer, seed, [float(d) for d in own], others)
+    return Prediction(scorer, seed, [float(d) for d in own],
+                      placements(cluster, seed, scorer, policy_seed(scorer)), others)
+
+
+def placements(cluster: ClusterConfig, seed: int, scorer: str, noise: int) -> list[str]:
+    """The simulator's node for each request of episode ``seed`` (the same episode and seed
+    as :func:`predict`'s delays, stepped here to read the actions)."""
+    policy = build_policy(scorer)
+    reference = bool(getattr(policy, "needs_reference_simulator", False))
+    sim = make_cluster_simulator(cluster, num_envs=1, reference=reference)
+    attach = getattr(policy, "attach", None)
+    if attach is not None:
+        attach(sim)
+    policy.reset(num_envs=1, num_nodes=sim.num_nodes, seed=noise)
+    names = [n.name for n in cluster.expand_nodes()]
+    chosen: list[str] = []
+    view: DecisionView | None = sim.reset([seed])
+    while view is not None:
+        actions_E = policy.act(view)
+        if bool(view.active_E[0]):
+            chosen.append(names[int(actions_E[0])])
+        _, view = sim.step(actions_E)
+    return chosen
+
+
+def agreement(live: dict[int, str], sim_nodes: list[str], cluster: ClusterConfig
+              ) -> dict[str, float | int | None]:
+    """How the live placements (request index -> node) follow the simulator's: the share of
+    requests on a node of the same GPU profile, and the first request where they part.
+
+    By profile, not node: identical idle nodes are interchangeable, and the simulator breaks
+    their ties by index while kube-scheduler sees the extender's order.
+    """
+    profile = {n.name: n.profile.name for n in cluster.expand_nodes()}
+    same = [profile.get(live[i]) == profile[node] for i, node in enumerate(sim_nodes)
+            if i in live]
+    first = next((i for i, ok in enumerate(same) if not ok), None)
+    return {"same_profile_share": sum(same) / len(same) if same else None,
+            "first_divergence": first, "compared": len(same)}
