@@ -4,7 +4,8 @@ A script, not a test. For each scheduler (those of ``e2e/bench/end_to_end.py``) 
 end-to-end benchmark's episode (:func:`e2e.bench.end_to_end.run_one`: a fresh control plane,
 the simulator's seeded arrivals, the same emulated cluster) at each rate of ``--rates`` in
 increasing order, and stops at the first rate whose p95 service delay (bind → finish, cluster
-seconds; mean over ``--seeds``) exceeds ``--p95-limit-s`` or whose run could not finish its
+seconds, of the requests arriving after ``--warmup-s``; mean over ``--seeds``) exceeds
+``--p95-limit-s`` or whose run could not finish its
 pods in the wall bound (an overloaded cluster). The capacity is the highest rate before that.
 For the ladts schedulers the simulator's p95 for the same scorer on the same arrivals is
 printed beside each rate.
@@ -19,7 +20,7 @@ controller errors, the extender not binding its pods).
 Usage::
 
     python -m e2e.bench.capacity --scenario k8s-edge --scheduler default,ladts \\
-        --rates 0.25,0.5,1,1.5,2,3,4 --horizon-s 60 --seeds 0 --out runs/bench/capacity
+        --rates 0.25,0.5,0.75,1,1.5,2,3,4 --horizon-s 60 --seeds 0 --out runs/bench/capacity
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ import numpy as np
 
 from e2e.bench.end_to_end import SCHEDULERS, run_one
 from e2e.bench.ladts_stack import policy_sha256
-from e2e.bench.workload import bench_cluster
+from e2e.bench.stats import delay_stats
+from e2e.bench.workload import bench_cluster, draw_requests
 from e2e.emulation.scenario_nodes import load_cluster
 
 #: Problems that mean "overloaded" rather than "invalid": the pods did not all finish in time.
@@ -65,26 +67,33 @@ def sweep(name: str, args: argparse.Namespace) -> list[dict[str, Any]]:
     points: list[dict[str, Any]] = []
     for rate in args.rate_list:
         cluster = bench_cluster(load_cluster(args.scenario), args.horizon_s, rate)
-        runs = []
+        runs, p95s, sim_p95s = [], [], []
         for seed in args.seed_list:
-            result, _ = run_one(sched, cluster, seed, args.time_scale, args.max_wall_s,
-                                args.out / f"rate-{rate:g}")
+            result, done = run_one(sched, cluster, seed, args.time_scale, args.max_wall_s,
+                                   args.out / f"rate-{rate:g}")
             runs.append(result)
-        p95 = float(np.mean([r["service_delay_s"]["p95"] for r in runs]))
+            steady = [r.service_delay_s for r in done if r.created_s >= args.warmup_s]
+            result["steady_service_delay_s"] = delay_stats(steady)
+            p95s.append(result["steady_service_delay_s"]["p95"])
+            if "sim_prediction" in result:
+                arrivals = [q.arrival_s for q in draw_requests(cluster, seed)]
+                sim_d = [d for d, t in zip(result["sim_prediction"]["delays_s"], arrivals,
+                                         strict=True) if t >= args.warmup_s]
+                sim_p95s.append(delay_stats(sim_d)["p95"])
+        p95 = float(np.mean(p95s))
         problems = [p for r in runs for p in r["problems"]]
         point: dict[str, Any] = {
             "rate_per_s": rate,
             "p95_s": p95,
-            "mean_s": float(np.mean([r["service_delay_s"]["mean"] for r in runs])),
+            "mean_s": float(np.mean([r["steady_service_delay_s"]["mean"] for r in runs])),
             "pods": int(sum(r["created"] for r in runs)),
             "problems": problems,
             "invalid": bool(problems) and not overloaded_only(problems),
             "sustained": not problems and not math.isnan(p95) and p95 <= args.p95_limit_s,
             "runs": runs,
         }
-        if all("sim_prediction" in r for r in runs):
-            point["sim_p95_s"] = float(np.mean([r["sim_prediction"]["delay_s"]["p95"]
-                                                for r in runs]))
+        if len(sim_p95s) == len(runs):
+            point["sim_p95_s"] = float(np.mean(sim_p95s))
         points.append(point)
         sim = f", simulator p95 {point['sim_p95_s']:.1f} s" if "sim_p95_s" in point else ""
         print(f"  {name} at {rate:g} req/s: p95 {p95:.1f} s, mean {point['mean_s']:.1f} s "
@@ -117,7 +126,8 @@ def write_plot(path: Path, summary: dict[str, Any]) -> None:
     ax.set_ylabel("p95 service delay, s")
     ax.grid(alpha=0.3)
     ax.legend()
-    ax.set_title(f"{summary['scenario']}: {summary['horizon_s']:g} s of arrivals, "
+    ax.set_title(f"{summary['scenario']}: {summary['horizon_s']:g} s of arrivals (first "
+                 f"{summary['warmup_s']:g} s not counted), "
                  f"seeds {summary['seed_list']}, time scale {summary['time_scale']:g}")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -135,6 +145,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--seeds", default="0", help="comma-separated episode seeds per rate")
     p.add_argument("--horizon-s", type=float, default=60.0, help="arrival horizon per run")
     p.add_argument("--p95-limit-s", type=float, default=30.0)
+    p.add_argument("--warmup-s", type=float, default=0.0,
+                   help="requests arriving earlier are run but left out of the p95 (short "
+                        "runs from the preset's resident models are cold-start bound)")
     p.add_argument("--time-scale", type=float, default=1.0,
                    help="cluster s per wall s (ladts serve reads wall time: keep 1 for ladts)")
     p.add_argument("--max-wall-s", type=float, default=400.0, help="wall bound of each run")
@@ -166,6 +179,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "seed_list": args.seed_list,
         "rates": args.rate_list,
         "p95_limit_s": args.p95_limit_s,
+        "warmup_s": args.warmup_s,
         "policy_sha256": policy_sha256(),
         "command": "python -m e2e.bench.capacity " + " ".join(sys.argv[1:] if argv is None
                                                               else argv),

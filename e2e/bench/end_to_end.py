@@ -111,8 +111,8 @@ def scheduler_problems(sched: BenchScheduler, result: dict[str, Any]) -> list[st
 
 
 def run_one(sched: BenchScheduler, cluster: ClusterConfig, seed: int, time_scale: float,
-            max_wall_s: float, out: Path) -> tuple[dict[str, Any], list[float]]:
-    """One scheduler on one seed: its columns and its service delays."""
+            max_wall_s: float, out: Path) -> tuple[dict[str, Any], list[PodRecord]]:
+    """One scheduler on one seed: its columns and its finished pods' records."""
     requests = draw_requests(cluster, seed)
     run = emulate(cluster, requests, time_scale=time_scale, max_wall_s=max_wall_s,
                   out=out / sched.name / f"seed-{seed}", scheduler_name=sched.scheduler_name,
@@ -133,7 +133,9 @@ def run_one(sched: BenchScheduler, cluster: ClusterConfig, seed: int, time_scale
         if len(pred.delays_s) != len(requests):
             result["problems"].append(f"simulator episode has {len(pred.delays_s)} requests, "
                                       f"the run {len(requests)}: not the same arrivals")
-    return result, [r.service_delay_s for r in done]
+    if sched.sim_scorer is not None:
+        result["sim_prediction"]["delays_s"] = pred.delays_s  # for warm-up cuts; not printed
+    return result, done
 
 
 def over_seeds(per_seed: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -307,10 +309,10 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"{cluster.horizon_s:g} s cluster time, time scale {args.time_scale:g} "
               f"({n / cluster.horizon_s * args.time_scale:.1f} pods/s wall)", flush=True)
         for name in args.schedulers:
-            result, seed_delays = run_one(SCHEDULERS[name], cluster, seed, args.time_scale,
-                                          args.max_wall_s, args.out)
+            result, done = run_one(SCHEDULERS[name], cluster, seed, args.time_scale,
+                                   args.max_wall_s, args.out)
             results[name].append(result)
-            delays[name] += seed_delays
+            delays[name] += [r.service_delay_s for r in done]
             _print_run(result)
     summary: dict[str, Any] = {
         "scenario": args.scenario,
