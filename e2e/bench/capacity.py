@@ -188,14 +188,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     (args.out / "result.json").write_text(json.dumps(summary, indent=2, default=str), "utf-8")
     write_plot(args.out / "capacity.png", summary)
+    capped = {name: cap == args.rate_list[-1] and sweeps[name][-1]["sustained"]
+              for name, cap in caps.items()}
     for name, cap in caps.items():
-        top = cap == args.rate_list[-1] and sweeps[name][-1]["sustained"]
         print(f"capacity {name}: {cap:g} req/s" + (" (the highest rate tried: at least)"
-                                                  if top else ""))
+                                                  if capped[name] else ""))
     for name in caps:
         if name != "default" and "default" in caps:
             ratio = caps[name] / caps["default"] if caps["default"] else math.inf
-            print(f"{name}/default capacity ratio: {ratio:.2f}")
+            bound = ("undetermined: the default reached the highest rate tried"
+                     if capped["default"] else "at least" if capped[name] else "")
+            print(f"{name}/default capacity ratio: {ratio:.2f}" + (f" ({bound})" if bound
+                                                                   else ""))
     invalid = [(name, p["rate_per_s"], p["problems"])
                for name, points in sweeps.items() for p in points if p["invalid"]]
     for name, rate, problems in invalid:
