@@ -81,6 +81,10 @@ bench: setup e2e-binaries
 	$(BIN)/python benchmarks/bundled_popularity_probe.py --seed 10001
 	$(BIN)/python -m e2e.bench.default_scheduler --scenario k8s-edge --horizon-s 120 \
 		--time-scale 10 --seeds 0 --out runs/bench/ci
+	$(BIN)/python -m e2e.bench.end_to_end --scenario k8s-edge --scheduler default,ladts \
+		--horizon-s 15 --seeds 0 --out runs/bench/ci-end-to-end
+	$(BIN)/python -m e2e.bench.capacity --scenario k8s-edge --scheduler default,ladts \
+		--rates 0.5 --horizon-s 15 --seeds 0 --out runs/bench/ci-capacity
 
 # kube-apiserver, kube-scheduler, kine, kwok, helm (Go, from source) and Prometheus (Debian),
 # into a cache outside the repository; seconds when already built (e2e/README.md). helm is

@@ -16,6 +16,8 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, ExitStack, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,13 +25,15 @@ from typing import Any
 from e2e.bench.api_requests import apiserver_metrics, per_pod, request_counts
 from e2e.bench.stats import run_problems
 from e2e.bench.workload import NAMESPACE, Request, capable_profiles
-from e2e.controlplane.cluster import running_cluster
+from e2e.controlplane.cluster import Cluster, running_cluster
+from e2e.controlplane.scheduler_config import default_scheduler_config
 from e2e.emulation.clock import shared_clock
 from e2e.emulation.controller import DEFAULT_SELECTOR, EmulationController
 from e2e.emulation.records import REJECTED, REMOVED, SUCCEEDED, PodRecord
 from e2e.emulation.scenario_nodes import create_nodes, wait_nodes_ready
 from e2e.emulation.service import ScenarioService
-from ladts_policy.sim.config.cluster_config import ClusterConfig
+from e2e.emulation.state import EmulationState
+from ladts_policy.sim.config.cluster_config import ClusterConfig, NodeSpec
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 #: Wall seconds between the clock's creation and cluster time 0 (the submitter starts).
@@ -38,6 +42,24 @@ SUBMITTER_HEADSTART_S = 3.0
 IDLE_SAMPLE_S = 3.0
 BENCH_PROCESS = "controller (bench process)"
 _HIST = re.compile(r"^scheduler_scheduling_attempt_duration_seconds_(sum|count)\{(.*)\} (\S+)$")
+
+
+@dataclass
+class SchedulerStack:
+    """What a scheduler set-up (:data:`StackSetup`) started beside the cluster's own
+    kube-scheduler, e.g. the chart's ladts-scheduler and ``ladts serve``."""
+
+    state: EmulationState | None = None
+    """Exporter state the emulation controller keeps current (None: no exporter)."""
+    scheduler_metrics: Callable[[], str] | None = None
+    """/metrics of the kube-scheduler that binds the run's pods (None: the cluster's own)."""
+    report: dict[str, Any] = field(default_factory=dict)
+    """Filled by the set-up when it stops (e.g. the extender's /metrics); goes to the
+    summary's ``stack`` entry."""
+
+
+StackSetup = Callable[[Cluster, Sequence[NodeSpec]], AbstractContextManager[SchedulerStack]]
+"""Started once the nodes are Ready, stopped after the last record (before the cluster)."""
 
 
 @dataclass
@@ -70,8 +92,13 @@ def emulate(
     max_wall_s: float,
     out: Path,
     scheduler_name: str = "default-scheduler",
+    stack: StackSetup | None = None,
 ) -> EmulatedRun:
-    """Run ``requests`` on the emulated cluster; records go to ``out/emulated-pods.jsonl``."""
+    """Run ``requests`` on the emulated cluster; records go to ``out/emulated-pods.jsonl``.
+
+    ``stack`` starts another scheduler beside the cluster's (the pods name it with
+    ``scheduler_name``); None: the cluster's own kube-scheduler binds them.
+    """
     from kubernetes import client
 
     out.mkdir(parents=True, exist_ok=True)
@@ -82,48 +109,55 @@ def emulate(
     deadline = time.time() + max_wall_s
     specs = cluster.expand_nodes()
     gpus = max((s.concurrency for s in specs), default=1) if cluster.exclusive else 1
-    with running_cluster(workdir) as cl:
+    # The cluster's kube-scheduler runs the default profile only: a stack's scheduler owns
+    # its profile name alone (the fixtures' second profile, ladts-scheduler, would race it).
+    own = default_scheduler_config(("default-scheduler",))
+    with running_cluster(workdir, scheduler_config=own) as cl:
         api = cl.api_client()
         try:
             core = client.CoreV1Api(api)
             names = create_nodes(core, specs, gpus=gpus)
             wait_nodes_ready(core, names, timeout_s=120)
-            clock = shared_clock(core, time_scale, NAMESPACE, start_in_s=SUBMITTER_HEADSTART_S)
-            spec = {
-                "requests": [asdict(r) for r in requests],
-                "profiles": capable_profiles(cluster),
-                "scheduler_name": scheduler_name,
-                "exclusive": cluster.exclusive,
-            }
-            (workdir / "requests.json").write_text(json.dumps(spec), "utf-8")
-            requests_before = request_counts(apiserver_metrics(api))
-            # The cluster idle (nodes heartbeating, no pods) for a moment, then the run: the
-            # per-pod CPU is the run's minus the idle rate (start-up and node set-up excluded).
-            idle = _cpu_snapshot(cl.processes)
-            time.sleep(IDLE_SAMPLE_S)
-            window = _cpu_snapshot(cl.processes)
-            controller = EmulationController(
-                core, ScenarioService(specs, cluster), clock, namespace=NAMESPACE, log_path=log
-            )
-            with controller:
-                submitted = _submit(cl.processes, workdir, cl.apiserver.kubeconfig, deadline)
-                created = submitted.get("created", [])
-                left = max(0.0, deadline - time.time())
-                finished = controller.wait_finished(len(created), left)
-                records = controller.records()
-                errors = list(controller.errors)
-            pods = core.list_namespaced_pod(NAMESPACE, label_selector=DEFAULT_SELECTOR).items
-            unbound = sum(1 for p in pods if not (p.spec and p.spec.node_name))
-            total, count = attempt_duration(cl.scheduler.metrics())
-            api_per_pod = per_pod(requests_before, request_counts(apiserver_metrics(api)),
-                                  len(created))
-            cpu = {p.name: _cpu_seconds(p.pid) for p in cl.processes.processes if p.running()}
-            marginal = _marginal_ms_per_pod(idle, window, _cpu_snapshot(cl.processes),
-                                            len(created))
-            marginal["submitter (whole process)"] = round(
-                1000.0 * submitted.get("cpu_s", float("nan")) / max(1, len(created)), 1)
-            cpu["submitter"] = submitted.get("cpu_s", float("nan"))
-            cpu["controller (bench process)"] = time.process_time() - cpu_before
+            with ExitStack() as stack_cm:
+                extra = stack_cm.enter_context(
+                    stack(cl, specs) if stack else nullcontext(SchedulerStack()))
+                clock = shared_clock(core, time_scale, NAMESPACE, start_in_s=SUBMITTER_HEADSTART_S)
+                spec = {
+                    "requests": [asdict(r) for r in requests],
+                    "profiles": capable_profiles(cluster),
+                    "scheduler_name": scheduler_name,
+                    "exclusive": cluster.exclusive,
+                }
+                (workdir / "requests.json").write_text(json.dumps(spec), "utf-8")
+                requests_before = request_counts(apiserver_metrics(api))
+                # The cluster idle (nodes heartbeating, no pods) for a moment, then the run: the
+                # per-pod CPU is the run's minus the idle rate (start-up and node set-up excluded).
+                idle = _cpu_snapshot(cl.processes)
+                time.sleep(IDLE_SAMPLE_S)
+                window = _cpu_snapshot(cl.processes)
+                controller = EmulationController(
+                    core, ScenarioService(specs, cluster), clock, namespace=NAMESPACE,
+                    log_path=log, state=extra.state,
+                )
+                with controller:
+                    submitted = _submit(cl.processes, workdir, cl.apiserver.kubeconfig, deadline)
+                    created = submitted.get("created", [])
+                    left = max(0.0, deadline - time.time())
+                    finished = controller.wait_finished(len(created), left)
+                    records = controller.records()
+                    errors = list(controller.errors)
+                pods = core.list_namespaced_pod(NAMESPACE, label_selector=DEFAULT_SELECTOR).items
+                unbound = sum(1 for p in pods if not (p.spec and p.spec.node_name))
+                total, count = attempt_duration((extra.scheduler_metrics or cl.scheduler.metrics)())
+                api_per_pod = per_pod(requests_before, request_counts(apiserver_metrics(api)),
+                                      len(created))
+                cpu = {p.name: _cpu_seconds(p.pid) for p in cl.processes.processes if p.running()}
+                marginal = _marginal_ms_per_pod(idle, window, _cpu_snapshot(cl.processes),
+                                                len(created))
+                marginal["submitter (whole process)"] = round(
+                    1000.0 * submitted.get("cpu_s", float("nan")) / max(1, len(created)), 1)
+                cpu["submitter"] = submitted.get("cpu_s", float("nan"))
+                cpu["controller (bench process)"] = time.process_time() - cpu_before
         finally:
             api.close()
     ended = [r for r in records if r.outcome]
@@ -148,6 +182,7 @@ def emulate(
         "apiserver_per_pod": api_per_pod,
         "cpu_ms_per_pod_marginal": marginal,
         "workdir": str(workdir),
+        "stack": extra.report,
     }
     if not run_problems(summary):  # keep the components' logs only when the run went wrong
         shutil.rmtree(workdir, ignore_errors=True)

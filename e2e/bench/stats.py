@@ -20,15 +20,17 @@ from ladts_policy.sim.dynamics.node_service import NodeServer, ServiceTask
 
 
 def delay_stats(values: Sequence[float]) -> dict[str, float]:
-    """Count, mean, p50, p95, max (NaN when empty)."""
+    """Count, mean, p50, p95, p99, max (NaN when empty)."""
     arr = np.asarray([v for v in values if not math.isnan(v)], dtype=float)
     if arr.size == 0:
-        return {"n": 0, "mean": math.nan, "p50": math.nan, "p95": math.nan, "max": math.nan}
+        return {"n": 0, "mean": math.nan, "p50": math.nan, "p95": math.nan, "p99": math.nan,
+                "max": math.nan}
     return {
         "n": int(arr.size),
         "mean": float(arr.mean()),
         "p50": float(np.percentile(arr, 50)),
         "p95": float(np.percentile(arr, 95)),
+        "p99": float(np.percentile(arr, 99)),
         "max": float(arr.max()),
     }
 
