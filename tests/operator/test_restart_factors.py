@@ -11,6 +11,7 @@ import pytest
 from ladts_operator.objects import parse_node, parse_pod
 from ladts_operator.runtime import build_runtime
 from ladts_operator.settings import ServeSettings
+from ladts_operator.state import refine_finish
 
 from .conftest import PROFILES, node, pod
 
@@ -57,8 +58,10 @@ def test_completion_records_the_service_delay_and_service_times(tmp_path):
     records = [json.loads(line) for line in (tmp_path / "trace.jsonl").read_text().splitlines()]
     done = {r["pod_uid"]: r for r in records if r["kind"] == "completion"}
     assert set(done) == {"u1", "u2", "u3", "u4"}
-    # Creation -> finish, from the objects' own timestamps.
-    assert [done[u]["service_delay_s"] for u in ("u1", "u2", "u3", "u4")] == [6, 18, 3, 5]
+    # Creation -> finish, from the objects' own timestamps: each finishedAt is a whole
+    # second seen long after it, so the finish is the middle of that second (refine_finish).
+    assert [done[u]["service_delay_s"] for u in ("u1", "u2", "u3", "u4")] == [
+        6.5, 18.5, 3.5, 5.5]
     # u2 queued behind u1 on a: it starts at u1's finish, not at its bind.
     assert done["u2"]["start_s"] == done["u1"]["finish_s"]
     assert done["u2"]["observed_s"] == pytest.approx(14.0)
@@ -71,7 +74,7 @@ def test_restarted_process_has_the_same_factors(tmp_path):
     first = build_runtime(settings(tmp_path), profiles=PROFILES)
     history(first.state)
     before = first.state.corrector.as_dict()
-    assert before["a"]["sd15"]["factor"] == pytest.approx(2.0)
+    assert before["a"]["sd15"]["factor"] == pytest.approx(5.5 / 2.5)  # bind 1 -> finish 6.5
     assert before["b"]["*"]["observations"] == 1  # what preceded the deletion is forgotten
     first.trace.close()
     # A crash may leave half a line behind: it is skipped, the rest still counts.
@@ -99,3 +102,39 @@ def test_without_a_trace_the_factors_restart_at_one(tmp_path):
     assert first.state.corrector.factor("a", "sd15") != 1.0
     second = build_runtime(ServeSettings(), profiles=PROFILES)
     assert second.state.corrector.factor("a", "sd15") == 1.0
+
+
+def _finished(finished_at: str):
+    p = pod(uid="f", node_name="a", phase="Succeeded")
+    p["status"]["containerStatuses"] = [{"state": {"terminated": {"finishedAt": finished_at}}}]
+    return parse_pod(p)
+
+
+def test_a_whole_second_finish_is_refined_by_when_the_watch_saw_it():
+    whole = _finished("2026-01-01T00:00:05Z")
+    f = whole.finish_s
+    assert whole.finish_whole_second and f is not None
+    assert refine_finish(whole, f + 0.3) == pytest.approx(f + 0.3)  # inside its second
+    assert refine_finish(whole, f + 40.0) == pytest.approx(f + 0.5)  # a relist, long after
+    assert refine_finish(whole, f - 2.0) == f  # this clock behind the apiserver's
+    exact = _finished("2026-01-01T00:00:05.250000Z")
+    assert not exact.finish_whole_second
+    assert refine_finish(exact, exact.finish_s + 0.9) == exact.finish_s
+
+
+def test_the_corrector_learns_from_the_refined_finish():
+    # Bound at an exact time (our decision), finished inside second 6 and seen 0.4 s into it:
+    # the run took 4.4 s, not the 4.0 s the truncated finishedAt says.
+    now = [0.0]
+    rt = build_runtime(ServeSettings(), profiles=PROFILES)
+    rt.state.clock = lambda: now[0]
+    rt.state.upsert_node(parse_node(node("a", resident="sd15")))
+    p = pod(uid="r", node_name="a", phase="Running")
+    p["metadata"]["annotations"]["ladts.io/decision"] = json.dumps(
+        {"node": "a", "time": BASE + 2.0})
+    rt.state.upsert_pod(parse_pod(p))
+    p["status"]["phase"] = "Succeeded"
+    p["status"]["containerStatuses"] = [{"state": {"terminated": {"finishedAt": iso(6)}}}]
+    now[0] = BASE + 6.4
+    rt.state.upsert_pod(parse_pod(p))
+    assert rt.state.corrector.factor("a", "sd15") == pytest.approx(4.4 / (0.5 + 20 * 0.1))

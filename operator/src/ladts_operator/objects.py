@@ -132,6 +132,11 @@ class PodObservation:
     created_s: float | None = None
     """``metadata.creationTimestamp`` (Unix s): the service delay runs from here to finish."""
 
+    finish_whole_second: bool = False
+    """``finish_s`` came from an RFC 3339 time without a fraction (the kubelet's and kwok's
+    ``finishedAt``): the true finish lies in ``[finish_s, finish_s + 1)``
+    (:func:`ladts_operator.state.refine_finish`)."""
+
 
 def _get(obj: Any, *path: str) -> Any:
     for key in path:
@@ -157,6 +162,13 @@ def timestamp_s(value: Any) -> float | None:
         return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
     except ValueError:
         return None
+
+
+def _whole_second(value: Any) -> bool:
+    """An RFC 3339 string without fractional seconds (a datetime carries its own fraction)."""
+    if isinstance(value, datetime):
+        return value.microsecond == 0
+    return isinstance(value, str) and "." not in value
 
 
 def quantity(value: Any) -> float:
@@ -301,11 +313,12 @@ def parse_pod(pod: Any) -> PodObservation:
                 bind_s = timestamp_s(cond.get("lastTransitionTime"))
     if bind_s is None and node:
         bind_s = timestamp_s(_get(meta, "creationTimestamp"))
-    finish_s = None
+    finish_s, finish_raw = None, None
     for status in _get(pod, "status", "containerStatuses") or []:
-        t = timestamp_s(_get(status, "state", "terminated", "finishedAt"))
-        if t is not None:
-            finish_s = t if finish_s is None else max(finish_s, t)
+        raw = _get(status, "state", "terminated", "finishedAt")
+        t = timestamp_s(raw)
+        if t is not None and (finish_s is None or t > finish_s):
+            finish_s, finish_raw = t, raw
     cpu, mem = pod_requests(pod)
     return PodObservation(
         uid=uid,
@@ -321,4 +334,5 @@ def parse_pod(pod: Any) -> PodObservation:
         memory_gib=mem,
         bind_exact=bind_exact,
         created_s=timestamp_s(_get(meta, "creationTimestamp")),
+        finish_whole_second=_whole_second(finish_raw),
     )

@@ -39,6 +39,35 @@ from ladts_policy.sim.dynamics.cluster import POPULARITY_WINDOW_S
 log = logging.getLogger(__name__)
 
 
+def refine_finish(pod: PodObservation, seen_s: float) -> float:
+    """The pod's finish time (Unix s) as precisely as the API and the watch tell it.
+
+    ``finishedAt`` has one-second resolution: a whole-second value ``f`` means the pod ended
+    in ``[f, f + 1)``, an error as large as a fast model's whole run. The watch delivered the
+    event at ``seen_s`` (after the finish, by the watch lag): inside that second, ``seen_s`` is
+    the better estimate; seen later (a relist, a lagging watch) the middle of the second;
+    before it (this clock behind the apiserver's), ``f``. Without ``finishedAt``: ``seen_s``.
+    """
+    if pod.finish_s is None:
+        return seen_s
+    if not pod.finish_whole_second:
+        return pod.finish_s
+    if seen_s < pod.finish_s:
+        return pod.finish_s
+    if seen_s < pod.finish_s + 1.0:
+        return seen_s
+    return pod.finish_s + 0.5
+
+
+def _completed_before(completions: list[tuple[float, str]], pod: PodObservation,
+                      finish: float) -> bool:
+    """Whether ``completions`` already holds this pod's completion (refined when first seen)."""
+    model = pod.work.model if pod.work is not None else ""
+    if pod.finish_s is None or not pod.finish_whole_second:
+        return (finish, model) in completions
+    return any(m == model and pod.finish_s <= f <= pod.finish_s + 1.0
+               for f, m in completions)
+
 @dataclass(frozen=True)
 class Completion:
     """A pod that finished on a node the store was tracking it on (what the trace records)."""
@@ -253,13 +282,13 @@ class ClusterState:
         now = self.clock()
         self.finished[pod.uid] = now
         self._prune_finished(now)
-        finish = pod.finish_s if pod.finish_s is not None else now
+        finish = refine_finish(pod, now)
         entry = self._entry(node)
         was_queued = pod.uid in entry.pods
         if was_queued:
             self._learn(entry, pod, finish)
         self._remove_unfinished(pod.uid)
-        if not was_queued and (finish, pod.work.model) in entry.completions:
+        if not was_queued and _completed_before(entry.completions, pod, finish):
             return  # seen before, its UID since forgotten (_prune_finished): nothing new
         entry.completions.append((finish, pod.work.model))
         entry.completions.sort()
