@@ -79,6 +79,9 @@ bench: setup e2e-binaries
 	$(BIN)/python benchmarks/train_speed.py --episodes 2 --lanes 2 --cluster-decisions 200
 	$(BIN)/python benchmarks/onnx_latency.py --calls 50
 	$(BIN)/python benchmarks/bundled_popularity_probe.py --seed 10001
+	$(BIN)/python benchmarks/prioritize_phases.py --nodes 50 --decisions 120
+	$(BIN)/python benchmarks/gc_pauses.py --nodes 50 --decisions 120
+	$(BIN)/python benchmarks/onnx_graph_costs.py --nodes 50 --rounds 1 --calls 20
 	$(BIN)/python -m e2e.bench.default_scheduler --scenario k8s-edge --horizon-s 120 \
 		--time-scale 10 --seeds 0 --out runs/bench/ci
 	$(BIN)/python -m e2e.bench.end_to_end --scenario k8s-edge --scheduler default,ladts \

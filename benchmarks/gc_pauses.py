@@ -20,19 +20,14 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
-import random
 import sys
 import time
 from typing import Any
 
 import numpy as np
+from inprocess_extender import build
 
 from ladts_operator import jsonio
-from ladts_operator.offline import OfflineCluster, pod_object, populate, scaled_nodes
-from ladts_operator.runtime import build_runtime
-from ladts_operator.settings import ServeSettings
-from ladts_policy.sim.config.scenario import load_scenario
 
 
 def main() -> int:
@@ -46,19 +41,8 @@ def main() -> int:
     parser.add_argument("--threshold0", type=int, default=None,
                         help="generation-0 threshold (default: Python's)")
     args = parser.parse_args()
-    config = load_scenario(args.scenario).cluster
-    rt = build_runtime(ServeSettings(policy=None if args.policy == "none" else args.policy),
-                       profiles=config.gpu_profiles)
-    nodes = scaled_nodes(config, args.nodes)
-    populate(rt.state, config, seed=args.seed, nodes=nodes)
-    names = [n.name for n in nodes]
-    cluster = OfflineCluster(rt.state, config, seed=args.seed)
-    rng = random.Random(args.seed + 1)
-    bodies = [json.dumps({"Pod": pod_object(config, rng, i), "NodeNames": names}).encode()
-              for i in range(300)]
-    for body in bodies[:50]:  # warm-up: caches, the first replay of every node
-        rt.extender.handle("filter", body)
-        rt.extender.handle("prioritize", body)
+    setup = build(args.scenario, args.policy, args.nodes, args.seed)
+    rt, cluster, bodies = setup.rt, setup.cluster, setup.bodies
     clock = time.time()
     cluster.advance(clock)
     if args.freeze:

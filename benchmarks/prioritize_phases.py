@@ -15,12 +15,11 @@ Prints p50 / mean / p99 per step in ms; exits 1 if an answer is not 200.
 from __future__ import annotations
 
 import argparse
-import json
-import random
 import sys
 import time
 
 import numpy as np
+from inprocess_extender import build
 
 from ladts_operator import jsonio
 from ladts_operator.extender import (
@@ -30,12 +29,8 @@ from ladts_operator.extender import (
     pod_annotations,
     pod_ref,
 )
-from ladts_operator.offline import OfflineCluster, pod_object, populate, scaled_nodes
-from ladts_operator.runtime import build_runtime
 from ladts_operator.scoring import score_array
-from ladts_operator.settings import ServeSettings
 from ladts_policy.features import encode
-from ladts_policy.sim.config.scenario import load_scenario
 
 STEPS = ("parse", "snapshot", "encode", "score", "map", "answer", "json", "total", "handle",
          "filter")
@@ -49,20 +44,9 @@ def main() -> int:
     parser.add_argument("--scenario", default="k8s-edge")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    config = load_scenario(args.scenario).cluster
-    rt = build_runtime(ServeSettings(policy=None if args.policy == "none" else args.policy),
-                       profiles=config.gpu_profiles)
+    setup = build(args.scenario, args.policy, args.nodes, args.seed)
+    rt, cluster, bodies = setup.rt, setup.cluster, setup.bodies
     ex = rt.extender
-    nodes = scaled_nodes(config, args.nodes)
-    populate(rt.state, config, seed=args.seed, nodes=nodes)
-    names = [n.name for n in nodes]
-    cluster = OfflineCluster(rt.state, config, seed=args.seed)
-    rng = random.Random(args.seed + 1)
-    bodies = [json.dumps({"Pod": pod_object(config, rng, i), "NodeNames": names}).encode()
-              for i in range(300)]
-    for body in bodies[:50]:  # warm-up: caches, the first replay of every node
-        ex.handle("filter", body)
-        ex.handle("prioritize", body)
     times: dict[str, list[float]] = {step: [] for step in STEPS}
     clock = time.time()
     cpu = time.thread_time
